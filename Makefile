@@ -1,0 +1,32 @@
+# Set-up and entry points. `make demo` and `make test` create the virtual
+# environment when it is missing and install everything they need.
+PYTHON ?= python3
+VENV ?= .venv
+# Installed first when the environment has no torch, so that set-up never pulls
+# a multi-GB CUDA build by accident. Choose another build with TORCH_SPEC=...
+TORCH_SPEC ?= torch==2.13.0
+DEMO_OUT ?= demo_output
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: install demo test bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/python -m pip install -q "$(TORCH_SPEC)"
+	$(BIN)/python -m pip install -q -e ".[test]"
+	touch $@
+
+install: $(STAMP)
+
+demo: install
+	$(BIN)/python -m RheumImagingLib.demo --out $(DEMO_OUT)
+
+test: install
+	$(BIN)/python -m pytest -q -ra Testing/Python
+
+clean:
+	rm -rf $(VENV) $(DEMO_OUT) build *.egg-info

@@ -1,0 +1,119 @@
+"""Running MONAI bundles: one way for Slicer, the command line and the tests.
+
+Bundles follow the model-zoo layout (``configs/``, ``models/``, ``scripts/``). Every
+bundle names its helper package ``scripts``, so imports are isolated per bundle:
+objects are built while that bundle's root is first on ``sys.path`` and the cached
+``scripts`` package of any other bundle is set aside.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import sys
+from pathlib import Path
+from typing import Any, Iterator
+
+from .errors import InputError
+
+
+@contextlib.contextmanager
+def bundle_imports(root: Path) -> Iterator[None]:
+    """Make ``import scripts`` resolve to this bundle's ``scripts`` package."""
+    saved = {k: sys.modules.pop(k) for k in list(sys.modules) if k == "scripts" or k.startswith("scripts.")}
+    sys.path.insert(0, str(root))
+    try:
+        yield
+    finally:
+        sys.path.remove(str(root))
+        for k in [k for k in sys.modules if k == "scripts" or k.startswith("scripts.")]:
+            sys.modules.pop(k)
+        sys.modules.update(saved)
+
+
+def sha256_of(path: str | Path, chunk: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(chunk), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+class Bundle:
+    """A parsed bundle configuration (one or more config files, later ones override)."""
+
+    def __init__(self, root: str | Path, configs: str | list[str] = "inference", overrides: dict | None = None):
+        from monai.bundle import ConfigParser
+
+        self.root = Path(root).resolve()
+        config_dir = self.root / "configs"
+        if not (config_dir / "metadata.json").is_file():
+            raise InputError(self.root, "not a MONAI bundle folder (configs/metadata.json is missing)")
+        names = [configs] if isinstance(configs, str) else list(configs)
+        files = []
+        for name in names:
+            path = config_dir / (name if name.endswith((".json", ".yaml", ".yml")) else f"{name}.json")
+            if not path.is_file():
+                raise InputError(path, "bundle config not found")
+            files.append(str(path))
+        self.config_files = files
+        self.metadata = json.loads((config_dir / "metadata.json").read_text())
+        self.parser = ConfigParser()
+        self.parser.read_meta(str(config_dir / "metadata.json"))
+        self.parser.read_config(files)
+        self.parser["bundle_root"] = str(self.root)
+        for key, value in (overrides or {}).items():
+            self.parser[key] = value
+
+    @property
+    def name(self) -> str:
+        return self.metadata.get("name", self.root.name)
+
+    @property
+    def version(self) -> str:
+        return self.metadata.get("version", "unknown")
+
+    def get(self, key: str, default: Any = None) -> Any:
+        """The parsed (instantiated) content at ``key``, built with this bundle's scripts."""
+        with bundle_imports(self.root):
+            if key not in self.parser:
+                return default
+            return self.parser.get_parsed_content(key)
+
+    def raw(self, key: str, default: Any = None) -> Any:
+        return self.parser.get(key, default)
+
+    def run(self, keys: tuple[str, ...] = ("initialize", "run", "finalize")) -> None:
+        """Evaluate the config's workflow entries, as ``python -m monai.bundle run`` does."""
+        with bundle_imports(self.root):
+            for key in keys:
+                if key in self.parser:
+                    self.parser.get_parsed_content(key)
+
+    def provenance(self, checkpoint: str | Path | None = None) -> dict[str, str]:
+        info = {"bundle": self.name, "bundle_version": self.version}
+        if checkpoint is not None:
+            info["checkpoint"] = str(checkpoint)
+            info["checkpoint_sha256"] = sha256_of(checkpoint)
+        return info
+
+
+def load_checkpoint(network, path: str | Path, *, key: str | None = None) -> str:
+    """Load weights safely (``weights_only=True``) and return the file's sha256."""
+    import torch
+
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(path, "checkpoint not found (see the bundle's large_files.yml for where to get it)")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # corrupt or pickled with arbitrary objects
+        raise InputError(path, f"not a loadable weights file ({exc.__class__.__name__}: {exc})") from None
+    if key and isinstance(state, dict) and key in state:
+        state = state[key]
+    try:
+        network.load_state_dict(state)
+    except RuntimeError as exc:
+        raise InputError(path, f"weights do not fit the bundle's network: {str(exc).splitlines()[0]}") from None
+    return sha256_of(path)

@@ -1,0 +1,17 @@
+"""``rheumtexture``: bone texture in rheumatoid arthritis from hand radiographs."""
+
+from __future__ import annotations
+
+import sys
+
+from RheumImagingLib.cli import run_cli
+
+COMMANDS = ()
+
+
+def main(argv=None) -> int:
+    return run_cli("rheumtexture", __doc__.split(":", 1)[1].strip(), COMMANDS, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,17 @@
+"""``sjogrenus``: salivary gland and buccal mucosa ultrasound in primary Sjogren's syndrome."""
+
+from __future__ import annotations
+
+import sys
+
+from RheumImagingLib.cli import run_cli
+
+COMMANDS = ()
+
+
+def main(argv=None) -> int:
+    return run_cli("sjogrenus", __doc__.split(":", 1)[1].strip(), COMMANDS, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
