@@ -11,11 +11,18 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any, Iterator
 
 from .errors import InputError
+
+
+def default_bundle_root() -> Path:
+    """The extension's own ``monai_bundle/`` folder (or ``$RHEUM_IMAGING_BUNDLES``)."""
+    env = os.environ.get("RHEUM_IMAGING_BUNDLES")
+    return Path(env) if env else Path(__file__).resolve().parents[2] / "monai_bundle"
 
 
 @contextlib.contextmanager
