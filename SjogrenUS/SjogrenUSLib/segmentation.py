@@ -17,11 +17,11 @@ from pathlib import Path
 
 import numpy as np
 
-from RheumImagingLib.bundle import Bundle, load_checkpoint
+from RheumImagingLib.bundle import Bundle, default_bundle_root, load_checkpoint
 from RheumImagingLib.errors import InputError
 
-#: Where the bundle lives in a source checkout (the default for the module and the CLI).
-BUNDLE_DIR = Path(__file__).resolve().parents[2] / "monai_bundle" / "sjogren_us_segmentation"
+#: The extension's copy of the bundle (the default for the module and the CLI).
+BUNDLE_DIR = default_bundle_root() / "sjogren_us_segmentation"
 
 #: Output label values of the network (0 is background).
 LABELS = {1: "epithelium", 2: "submucosa", 3: "parenchyma"}
@@ -100,8 +100,7 @@ def _read_cohort(cohort_csv: Path) -> list[dict[str, str]]:
         reader = csv.DictReader(f)
         columns = reader.fieldnames or []
         rows = list(reader)
-    missing = [c for c in ("patient_id",) if c not in columns]
-    if missing or not any(c in columns for c in SITE_COLUMNS):
+    if "patient_id" not in columns or not any(c in columns for c in SITE_COLUMNS):
         raise InputError(cohort_csv, f"needs a patient_id column and at least one of {', '.join(SITE_COLUMNS)}")
     if not rows:
         raise InputError(cohort_csv, "no rows")
