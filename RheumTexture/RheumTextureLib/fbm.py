@@ -10,26 +10,34 @@ from __future__ import annotations
 import numpy as np
 
 
-def fbm_field(rng: np.random.Generator, shape: tuple[int, int], hurst: float) -> np.ndarray:
-    """A zero-mean, unit-std fBm-like field of ``shape`` by spectral synthesis (one real FFT).
+def fbm_field(rng: np.random.Generator, shape: tuple[int, int], hurst: float, *, ref_lag: float = 8.0,
+              outer_scale: float = 48.0) -> np.ndarray:
+    """A zero-mean fBm-like field of ``shape`` by spectral synthesis (one real FFT).
 
-    Amplitude f^-(H+1) with Gaussian complex coefficients; the DC term is removed.
-    The field is periodic, which does not matter inside a bone far from the borders.
+    Amplitude (f^2 + f_c^2)^-(H+1)/2 with Gaussian complex coefficients: fBm at scales below
+    ``outer_scale`` pixels (f_c = 1/outer_scale keeps the total variance finite). The field
+    is scaled so its expected horizontal variogram at ``ref_lag`` pixels is 1, so fields of
+    different H have the same contrast at that scale and differ in how it changes with
+    scale (their slope), not in overall strength. The field is periodic, which does not
+    matter inside a bone far from the borders.
     """
     rows, cols = shape
     fy = np.fft.fftfreq(rows)[:, None]
     fx = np.fft.rfftfreq(cols)[None, :]
-    f = np.hypot(fy, fx)
-    f[0, 0] = 1.0
-    amplitude = f ** -(hurst + 1.0)
-    amplitude[0, 0] = 0.0
+    power = (fy**2 + fx**2 + (1.0 / outer_scale) ** 2) ** -(hurst + 1.0)
+    power[0, 0] = 0.0
+    weight = np.full(fx.shape, 2.0)  # rfft halves the spectrum: interior columns count twice
+    weight[0, 0] = 1.0
+    if cols % 2 == 0:
+        weight[0, -1] = 1.0
+    gamma_ref = np.sum(weight * power * (1.0 - np.cos(2 * np.pi * fx * ref_lag)))
     coeffs = rng.standard_normal((rows, fx.shape[1])) + 1j * rng.standard_normal((rows, fx.shape[1]))
-    field = np.fft.irfft2(coeffs * amplitude, s=(rows, cols))
-    field -= field.mean()
-    return field / field.std()
+    field = np.fft.irfft2(coeffs * np.sqrt(power), s=(rows, cols))
+    # E|coeff|^2 = 2 and irfft2 divides by rows*cols: expected variogram = 2 * 2 * sum / (rows*cols)^2.
+    return field * (rows * cols) / np.sqrt(4.0 * gamma_ref)
 
 
-def variogram_hurst(image: np.ndarray, mask: np.ndarray, lags=(1, 2, 3, 4, 6, 8)) -> float:
+def variogram_hurst(image: np.ndarray, mask: np.ndarray, lags=(2, 3, 4, 6, 8, 12)) -> float:
     """Hurst exponent estimated from the variogram of ``image`` inside ``mask``.
 
     gamma(h) is averaged over horizontal and vertical pixel pairs with both ends in the
