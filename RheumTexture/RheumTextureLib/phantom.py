@@ -246,6 +246,15 @@ def _soft_tissue(bones: list[tuple[str, _Bone]], shape: tuple[int, int]) -> np.n
     return ndimage.gaussian_filter(thick, 3.0)
 
 
+def _check_geometry(size, pixel_spacing_mm) -> tuple[int, int]:
+    rows, cols = (int(size[0]), int(size[1]))
+    if rows < 64 or cols < 52:
+        raise ValueError(f"image size {rows}x{cols} is too small (at least 64x52)")
+    if pixel_spacing_mm is not None and not float(pixel_spacing_mm) > 0:
+        raise ValueError(f"pixel spacing must be positive, not {pixel_spacing_mm}")
+    return rows, cols
+
+
 def render_hand(rng_or_seed, label: int, effect="strong", *, size: tuple[int, int] = DEFAULT_SIZE,
                 pixel_spacing_mm: float | None = None) -> tuple[np.ndarray, dict]:
     """One phantom radiograph: (uint16 rows x cols, MONOCHROME2 sense: bone bright, 12 bits;
@@ -257,9 +266,7 @@ def render_hand(rng_or_seed, label: int, effect="strong", *, size: tuple[int, in
     """
     rng = rng_or_seed if isinstance(rng_or_seed, np.random.Generator) else np.random.default_rng(rng_or_seed)
     effect_name, level = parse_effect(effect)
-    rows, cols = (int(size[0]), int(size[1]))
-    if rows < 64 or cols < 52:
-        raise ValueError(f"image size {rows}x{cols} is too small (at least 64x52)")
+    rows, cols = _check_geometry(size, pixel_spacing_mm)
     spacing = float(pixel_spacing_mm) if pixel_spacing_mm else DEFAULT_SPACING_MM * DEFAULT_SIZE[0] / rows
     label = int(label)
 
@@ -323,6 +330,7 @@ def generate_cohort(outdir, n_patients: int, seed: int, effect="strong", *, size
         raise InputError(outdir, f"photometric must be MONOCHROME1 or MONOCHROME2, not {photometric}")
     try:
         parse_effect(effect)
+        _check_geometry(size, pixel_spacing_mm)
     except ValueError as exc:
         raise InputError(outdir, str(exc)) from None
     if outdir.exists() and not outdir.is_dir():

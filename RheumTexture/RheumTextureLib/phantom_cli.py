@@ -5,8 +5,6 @@ from __future__ import annotations
 import argparse
 import time
 
-from RheumImagingLib.errors import InputError
-
 from .phantom import DEFAULT_SIZE, generate_cohort, parse_effect
 
 
@@ -47,8 +45,6 @@ def register(subparsers) -> None:
 
 
 def _run(args) -> int:
-    if args.patients < 1:
-        raise InputError(args.outdir, "--patients must be at least 1")
     start = time.perf_counter()
     path = generate_cohort(args.outdir, args.patients, args.seed, args.effect, size=args.size,
                            pixel_spacing_mm=args.pixel_spacing, photometric=args.photometric, overwrite=args.overwrite)

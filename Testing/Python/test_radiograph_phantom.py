@@ -206,6 +206,10 @@ def test_cli_refuses_to_overwrite_and_rejects_bad_effect(cohort, tmp_path, capsy
     with pytest.raises(SystemExit) as exc:
         main(["phantom", str(tmp_path / "x"), "--effect", "huge"])
     assert exc.value.code == 2
+    for bad in (["--patients", "0"], ["--size", "10x10"], ["--pixel-spacing", "0"]):
+        assert main(["phantom", str(tmp_path / "bad"), *bad]) == 2
+        assert str(tmp_path / "bad") in capsys.readouterr().err
+    assert not (tmp_path / "bad").exists()
     assert main(["phantom", str(tmp_path / "x"), "--patients", "1", "--effect", "0.5", "--size", "256x208"]) == 0
     truth = json.loads((tmp_path / "x" / "images" / "RA0001.json").read_text())
     assert truth["shape"] == [256, 208] and truth["pixel_spacing_mm"] == [0.5, 0.5]
