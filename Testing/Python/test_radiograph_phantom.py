@@ -192,9 +192,9 @@ def _auroc(effect, n, seed):
 
 def test_texture_effect_strong_is_obvious_and_weak_is_weak():
     assert _auroc("strong", 30, 21) >= 0.95
-    # Calibrated on 300 phantoms per setting (README); with these fixed seeds 100 phantoms
-    # give a stable estimate whose sampling error is about 0.05.
-    assert 0.58 <= _auroc("weak", 100, 22) <= 0.82
+    # "weak" is calibrated to AUROC ~0.69 on 900 phantoms (README); 160 phantoms estimate it
+    # with a sampling error of about 0.04, and the seed is fixed, so this cannot flake.
+    assert 0.58 <= _auroc("weak", 160, 22) <= 0.80
 
 
 def test_cli_refuses_to_overwrite_and_rejects_bad_effect(cohort, tmp_path, capsys):
