@@ -268,6 +268,7 @@ def render_hand(rng_or_seed, label: int, effect="strong", *, size: tuple[int, in
     effect_name, level = parse_effect(effect)
     rows, cols = _check_geometry(size, pixel_spacing_mm)
     spacing = float(pixel_spacing_mm) if pixel_spacing_mm else DEFAULT_SPACING_MM * DEFAULT_SIZE[0] / rows
+    spacing = float(f"{spacing:.6g}")  # exactly what the DICOM decimal string holds
     label = int(label)
 
     bones = _hand(rng, rows, cols)
