@@ -6,9 +6,9 @@ import sys
 
 from RheumImagingLib.cli import run_cli
 
-from . import phantom_cli
+from . import analyze_cli, phantom_cli
 
-COMMANDS = (phantom_cli,)
+COMMANDS = (phantom_cli, analyze_cli)
 
 
 def main(argv=None) -> int:

@@ -6,7 +6,9 @@ import sys
 
 from RheumImagingLib.cli import run_cli
 
-COMMANDS = ()
+from . import analyze_cli
+
+COMMANDS = (analyze_cli,)
 
 
 def main(argv=None) -> int:

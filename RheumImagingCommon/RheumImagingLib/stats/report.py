@@ -1,0 +1,76 @@
+"""Writing an analysis: report.json (numbers), ROC PNGs (matplotlib Agg) and a readable report.html."""
+
+from __future__ import annotations
+
+import html
+import json
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+from ..errors import InputError  # noqa: E402
+
+
+def check_writable(out_dir, names, overwrite: bool) -> Path:
+    """Create ``out_dir``; refuse (InputError) if any of ``names`` exists there and overwrite is False."""
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise InputError(out, "exists and is not a folder")
+    existing = [n for n in names if (out / n).exists()]
+    if existing and not overwrite:
+        raise InputError(out, f"already holds {', '.join(existing)}; use --overwrite to replace")
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+def plot_roc(path, curves, title: str) -> None:
+    """``curves``: list of (label, fpr, tpr). Writes one PNG with the chance diagonal."""
+    fig, ax = plt.subplots(figsize=(5, 5), dpi=100)
+    for label, fpr, tpr in curves:
+        ax.step(fpr, tpr, where="post", label=label)
+    ax.plot([0, 1], [0, 1], ls="--", color="grey", lw=0.8)
+    ax.set_xlabel("1 - specificity")
+    ax.set_ylabel("sensitivity")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.set_title(title)
+    ax.legend(loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def _fmt(v) -> str:
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    if isinstance(v, list):
+        return "[" + ", ".join(_fmt(x) for x in v) + "]"
+    return html.escape(str(v))
+
+
+def _rows(d: dict, prefix="") -> list[str]:
+    rows = []
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            rows += _rows(v, key + " / ")
+        else:
+            rows.append(f"<tr><th>{html.escape(key)}</th><td>{_fmt(v)}</td></tr>")
+    return rows
+
+
+def write_report(out: Path, report: dict, title: str, images=(), summary_lines=()) -> None:
+    """Write report.json and report.html (summary sentences, the images, then every number in a table)."""
+    (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+    parts = [f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>",
+             "<style>body{font-family:sans-serif;max-width:60em;margin:2em auto}th{text-align:left;padding-right:1em}"
+             "td,th{border-bottom:1px solid #ddd;vertical-align:top}</style></head><body>",
+             f"<h1>{html.escape(title)}</h1>", "<ul>"]
+    parts += [f"<li>{html.escape(s)}</li>" for s in summary_lines]
+    parts.append("</ul>")
+    parts += [f"<img src='{html.escape(name)}' alt='{html.escape(name)}'>" for name in images]
+    parts += ["<h2>All numbers (report.json)</h2><table>", *_rows(report), "</table></body></html>"]
+    (out / "report.html").write_text("\n".join(parts) + "\n")
