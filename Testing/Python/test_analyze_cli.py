@@ -119,6 +119,7 @@ def test_ra_bad_input(tmp_path, capsys, edit, message):
     assert rheumtexture(["analyze", str(path), "--out", str(tmp_path / "out")]) == 2
     err = capsys.readouterr().err
     assert message in err and str(path) in err and "Traceback" not in err
+    assert not (tmp_path / "out").exists()
 
 
 def test_ra_model_errors_are_clear(tmp_path, capsys):

@@ -15,19 +15,22 @@ from ..errors import InputError  # noqa: E402
 
 
 def check_writable(out_dir, names, overwrite: bool) -> Path:
-    """Create ``out_dir``; refuse (InputError) if any of ``names`` exists there and overwrite is False."""
+    """Refuse (InputError) if any of ``names`` exists in ``out_dir`` and overwrite is False.
+
+    Called before any work so a refusal costs nothing; the folder itself is created only when writing.
+    """
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise InputError(out, "exists and is not a folder")
     existing = [n for n in names if (out / n).exists()]
     if existing and not overwrite:
         raise InputError(out, f"already holds {', '.join(existing)}; use --overwrite to replace")
-    out.mkdir(parents=True, exist_ok=True)
     return out
 
 
 def plot_roc(path, curves, title: str) -> None:
     """``curves``: list of (label, fpr, tpr). Writes one PNG with the chance diagonal."""
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
     fig, ax = plt.subplots(figsize=(5, 5), dpi=100)
     for label, fpr, tpr in curves:
         ax.step(fpr, tpr, where="post", label=label)
@@ -64,6 +67,7 @@ def _rows(d: dict, prefix="") -> list[str]:
 
 def write_report(out: Path, report: dict, title: str, images=(), summary_lines=()) -> None:
     """Write report.json and report.html (summary sentences, the images, then every number in a table)."""
+    out.mkdir(parents=True, exist_ok=True)
     (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
     parts = [f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>",
              "<style>body{font-family:sans-serif;max-width:60em;margin:2em auto}th{text-align:left;padding-right:1em}"
