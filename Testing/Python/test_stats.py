@@ -130,6 +130,12 @@ def test_logit_refuses_perfect_separation():
         logistic.fit_logit(y, pd.DataFrame({"x": x}))
 
 
+def test_logit_refuses_missing_covariates():
+    X = pd.DataFrame({"score": np.linspace(0, 1, 100), "age": np.r_[np.full(99, 50.0), np.nan]})
+    with pytest.raises(logistic.ModelError, match="covariate 'age' is missing in row 100"):
+        logistic.fit_logit(np.r_[np.zeros(50), np.ones(50)], X)
+
+
 def test_per_patient_aggregation():
     t = pd.DataFrame({"patient_id": ["a", "a", "b"], "label": [1, 1, 0], "score": [0.2, 0.6, 0.3]})
     assert per_patient(t, ["score"], "mean", constant_columns=("label",))["score"].tolist() == pytest.approx([0.4, 0.3])

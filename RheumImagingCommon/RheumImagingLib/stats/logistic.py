@@ -27,6 +27,10 @@ class ModelError(ValueError):
 def fit_logit(y, X: pd.DataFrame, min_epv: float = MIN_EPV) -> dict:
     """Fit ``y ~ const + X``; return per-term odds ratio, Wald 95% CI and p, plus notes."""
     y = np.asarray(y, dtype=float)
+    for name in X.columns:
+        missing = np.flatnonzero(~np.isfinite(X[name].to_numpy(float)))
+        if missing.size:
+            raise ModelError(f"covariate '{name}' is missing in row {missing[0] + 1} ({missing.size} row(s) in all)")
     events = int(min(y.sum(), y.size - y.sum()))
     slopes = X.shape[1]
     epv = events / slopes if slopes else float("inf")
