@@ -37,3 +37,24 @@ def us_segmentation_trained(tmp_path_factory):
     return train_segmentation(BUNDLE_DIR, root / "phantoms" / "cohort.csv", root / "bundle", config="demo",
                               val_fraction=0.25, overrides={"max_epochs": 4, "val_interval": 2, "patch_size": [64, 64],
                                                             "samples_per_image": 4, "learning_rate": 0.005})
+
+
+@pytest.fixture(scope="session")
+def texture_datalist(tmp_path_factory):
+    """A tiny phantom cohort (10 patients) as a ra_bone_texture datalist with 5 patient-grouped folds."""
+    from RheumTextureLib.cli import main
+    from RheumTextureLib.datalist import build_datalist
+
+    root = tmp_path_factory.mktemp("texture_data")
+    assert main(["phantom", str(root / "phantoms"), "--patients", "10", "--seed", "21"]) == 0
+    return build_datalist(root / "phantoms" / "cohort.csv", root / "datalist.json")
+
+
+@pytest.fixture(scope="session")
+def texture_bundle_trained(tmp_path_factory, texture_datalist):
+    """The ra_bone_texture bundle trained once on the 5 folds (tiny 32-px patches, 1 epoch; seconds):
+    a ready-to-use bundle folder with models/model_fold{0..4}.pt."""
+    from RheumTextureLib.texture import BUNDLE_DIR, train_folds
+
+    return train_folds(BUNDLE_DIR, texture_datalist, tmp_path_factory.mktemp("texture") / "bundle", config="demo",
+                       overrides={"patch_size": 32, "max_epochs": 1, "val_interval": 1, "batch_size": 8})
