@@ -44,8 +44,9 @@ class DeepTEN(nn.Module):
     """resnet18 trunk (to layer4) -> 1x1 conv 512->D, BN, ReLU -> Encoding -> L2 norm -> linear.
 
     Returns one logit per image: sigmoid(logit) is the RA probability the ensemble averages.
-    ``no_max_pool`` drops the trunk's stride-2 max-pool so a 112-px patch still gives 7x7
-    descriptors (the CPU demo config); the full config keeps it and uses 224 px.
+    ``no_max_pool`` drops the trunk's stride-2 max-pool (output stride 16 instead of 32), so
+    small patches still give several descriptors: the CPU demo's 64 px gives 4x4; the full
+    config keeps it and uses 224 px (7x7).
     """
 
     def __init__(self, in_channels: int = 1, D: int = 128, K: int = 32, no_max_pool: bool = False):
