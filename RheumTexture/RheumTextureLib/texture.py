@@ -24,7 +24,7 @@ class TextureEnsemble:
         if not self.checkpoints:
             raise InputError(Path(bundle_dir) / "models", "no fold checkpoints model_fold*.pt (train the bundle first)")
         self.device = torch.device(device)
-        self.bundle.parser["device"] = f"${'torch.device(' + repr(device) + ')'}"
+        self.bundle.parser["device"] = f"$torch.device({device!r})"
         self.network = self.bundle.get("network").to(self.device).eval()
         self.preprocessing = self.bundle.get("preprocessing")
 

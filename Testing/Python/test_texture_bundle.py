@@ -215,3 +215,13 @@ def test_texture_ensemble_without_checkpoints_is_a_clear_error(tmp_path):
     shutil.copytree(BUNDLE, tmp_path / "b", ignore=shutil.ignore_patterns("models", "__pycache__"))
     with pytest.raises(InputError, match="model_fold"):
         TextureEnsemble(tmp_path / "b")
+
+
+def test_evaluate_config_reports_auroc_per_bone_and_per_hand(texture_bundle_trained, texture_datalist, tmp_path):
+    b = Bundle(texture_bundle_trained, ["inference", "trained_with", "evaluate"],
+               {"eval_datalist": str(texture_datalist), "output_dir": str(tmp_path)})
+    b.run(("run",))
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["n_bones"] == 30 and metrics["n_hands"] == 10
+    assert set(metrics["auroc_bone"]) == {"MC2", "MC3", "MC4"}
+    assert 0.0 <= metrics["auroc_hand"] <= 1.0
