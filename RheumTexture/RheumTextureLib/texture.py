@@ -51,6 +51,13 @@ class TextureEnsemble:
         return {b: {"fold_probabilities": [float(v) for v in out[i, 1:]], "score": float(out[i, 0])}
                 for i, b in enumerate(bones)}
 
+    def distal_third_frame(self, contour) -> dict:
+        """The cut's oriented rectangle in pixels (to show the ROI); the same code as the cut."""
+        with bundle_imports(self.bundle.root):
+            from scripts.roi import distal_third_frame
+
+            return distal_third_frame(contour)
+
     @staticmethod
     def hand_score(bone_scores: dict) -> float:
         """The hand's texture score: the mean of its bones' scores."""

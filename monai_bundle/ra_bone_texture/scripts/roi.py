@@ -27,20 +27,29 @@ def bone_axis(contour) -> tuple[np.ndarray, np.ndarray, float, float]:
     return centre, axis, float(t.max()), float(t.min())
 
 
-def distal_third_grid(contour, size: int, margin: float = 0.1) -> np.ndarray:
-    """(2, size, size) sampling points (row, col) of the distal-third patch."""
+def distal_third_frame(contour, margin: float = 0.1) -> dict:
+    """The patch's oriented rectangle in pixels: centre, unit ``axis`` (distal), unit
+    ``across``, ``length`` along the axis and ``width`` across (margin included)."""
     pts = np.asarray(contour, dtype=np.float64)
     centre, axis, t_dist, t_prox = bone_axis(pts)
-    normal = np.array([-axis[1], axis[0]])
+    across = np.array([-axis[1], axis[0]])
     third = (t_dist - t_prox) / 3.0
     t = (pts - centre) @ axis
-    v = (pts - centre) @ normal
+    v = (pts - centre) @ across
     band = v[t >= t_dist - third]
-    lo, hi = band.min(), band.max()
-    pad = margin * (hi - lo)
-    rows = t_dist - (np.arange(size) + 0.5) / size * third
-    cols = lo - pad + (np.arange(size) + 0.5) / size * (hi - lo + 2 * pad)
-    xy = centre + rows[:, None, None] * axis + cols[None, :, None] * normal  # size, size, 2 (x, y)
+    pad = margin * (band.max() - band.min())
+    lo, hi = band.min() - pad, band.max() + pad
+    middle = centre + (t_dist - third / 2.0) * axis + (lo + hi) / 2.0 * across
+    return {"centre": middle, "axis": axis, "across": across, "length": third, "width": hi - lo}
+
+
+def distal_third_grid(contour, size: int, margin: float = 0.1) -> np.ndarray:
+    """(2, size, size) sampling points (row, col) of the distal-third patch: rows run from
+    the distal end toward proximal, columns across the bone."""
+    f = distal_third_frame(contour, margin)
+    rows = (0.5 - (np.arange(size) + 0.5) / size) * f["length"]
+    cols = ((np.arange(size) + 0.5) / size - 0.5) * f["width"]
+    xy = f["centre"] + rows[:, None, None] * f["axis"] + cols[None, :, None] * f["across"]  # size, size, 2 (x, y)
     return np.stack([xy[..., 1], xy[..., 0]])
 
 
