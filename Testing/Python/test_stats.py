@@ -159,3 +159,11 @@ def test_table_errors_name_column_and_row(tmp_path, body, message):
     with pytest.raises(InputError) as exc:
         read_scores(path, numeric=("label", "age", "score"), required=("patient_id", "label", "age", "score"))
     assert message in str(exc.value) and str(path) in str(exc.value)
+
+
+def test_logit_names_a_constant_term():
+    """A threshold above or below every score leaves nothing to compare: say so, not a singular-matrix trace."""
+    rng = np.random.default_rng(3)
+    X = pd.DataFrame({"score_above_threshold": np.ones(60), "age": rng.normal(55, 10, 60)})
+    with pytest.raises(logistic.ModelError, match="'score_above_threshold' has the same value"):
+        logistic.fit_logit(rng.integers(0, 2, 60), X)

@@ -31,6 +31,8 @@ def fit_logit(y, X: pd.DataFrame, min_epv: float = MIN_EPV) -> dict:
         missing = np.flatnonzero(~np.isfinite(X[name].to_numpy(float)))
         if missing.size:
             raise ModelError(f"covariate '{name}' is missing in row {missing[0] + 1} ({missing.size} row(s) in all)")
+        if np.ptp(X[name].to_numpy(float)) == 0:
+            raise ModelError(f"'{name}' has the same value ({X[name].iloc[0]:g}) in every row: its odds ratio is not estimable")
     events = int(min(y.sum(), y.size - y.sum()))
     slopes = X.shape[1]
     epv = events / slopes if slopes else float("inf")
