@@ -74,10 +74,11 @@ def test_metadata_fields_and_version_rule():
 
 
 def test_metadata_validates_against_monai_schema(tmp_path):
-    meta = json.loads(META.read_text())
-    schema = REPO / "monai_bundle" / Path(meta["schema"]).name
+    # Same place as the other bundles' test: $MONAI_META_SCHEMA, else monai_bundle/meta_schema.json.
+    schema = Path(os.environ.get("MONAI_META_SCHEMA", str(REPO / "monai_bundle" / "meta_schema.json")))
     if not schema.is_file():
-        pytest.skip(f"MONAI's metadata schema is a release download ({meta['schema']}); place it at {schema} to run this")
+        pytest.skip("MONAI's metadata schema is a release download that cannot be fetched here "
+                    "(set MONAI_META_SCHEMA to a local copy to run verify_metadata)")
     pytest.importorskip("jsonschema", reason="verify_metadata needs jsonschema")
     from monai.bundle import verify_metadata
 
