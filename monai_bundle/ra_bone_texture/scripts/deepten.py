@@ -68,6 +68,17 @@ class DeepTEN(nn.Module):
         return self.classifier(F.normalize(encoded, p=2.0, dim=1))
 
 
+def param_groups(net: nn.Module, lr: float, head_lr_factor: float = 10.0) -> list[dict]:
+    """Fine-tuning groups: the (pretrainable) trunk at ``lr``, the new layers at ``head_lr_factor`` x ``lr``.
+
+    Why: the classifier sees an L2-normalised vector, so its logits grow only as its weights
+    grow; at the trunk's rate the probabilities stay near 0.5 for many epochs.
+    """
+    net = getattr(net, "module", net)  # DistributedDataParallel
+    head = [p for m in (net.reduce, net.encoding, net.classifier) for p in m.parameters()]
+    return [{"params": list(net.trunk.parameters()), "lr": lr}, {"params": head, "lr": lr * head_lr_factor}]
+
+
 def load_imagenet_trunk(net: DeepTEN, path: str) -> str:
     """Load torchvision's ImageNet resnet18 state dict into the trunk (fc skipped).
 
