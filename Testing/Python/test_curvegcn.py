@@ -1,0 +1,68 @@
+"""Closed centripetal Catmull-Rom spline and the Curve-GCN point-matching loss of metacarpal_contour."""
+import numpy as np
+import pytest
+import torch
+
+from RheumImagingLib.bundle import bundle_imports
+from conftest import REPO
+
+BUNDLE = REPO / "monai_bundle" / "metacarpal_contour"
+
+
+@pytest.fixture(scope="module")
+def spline():
+    with bundle_imports(BUNDLE):
+        from scripts import spline as module
+    return module
+
+
+UNEVEN = np.array([[0, 0], [10, 0], [10.5, 0.2], [11, 5], [5, 12], [4.8, 11.9], [0, 6]], float)
+
+
+def test_spline_is_closed_and_passes_through_control_points(spline):
+    per = 50
+    curve = spline.sample_closed_spline(UNEVEN, len(UNEVEN) * per)
+    np.testing.assert_allclose(curve[::per], UNEVEN, atol=1e-6)
+    # the last sample approaches the start: the curve closes on control point 0
+    step = np.linalg.norm(np.diff(curve, axis=0), axis=1).max()
+    assert np.linalg.norm(curve[-1] - curve[0]) <= step + 1e-9
+
+
+def test_spline_is_c1_at_the_joins(spline):
+    per = 2000
+    curve = spline.sample_closed_spline(UNEVEN, len(UNEVEN) * per)
+    for i in range(len(UNEVEN)):
+        j = i * per
+        before = curve[j] - curve[j - 1]
+        after = curve[(j + 1) % len(curve)] - curve[j]
+        cos = before @ after / (np.linalg.norm(before) * np.linalg.norm(after))
+        assert cos > 0.995, f"tangent breaks at control point {i}: cos {cos:.4f}"
+
+
+def _total_absolute_turning(curve):
+    steps = np.diff(np.vstack([curve, curve[:1]]), axis=0)
+    nxt = np.roll(steps, -1, axis=0)
+    ang = np.arctan2(steps[:, 0] * nxt[:, 1] - steps[:, 1] * nxt[:, 0], (steps * nxt).sum(1))
+    return np.abs(ang).sum() / (2 * np.pi)
+
+
+def test_centripetal_parameterisation_has_no_cusps(spline):
+    # a short segment between long ones: a cusp or loop adds turning beyond the one turn of a
+    # simple convex outline
+    polygon = torch.tensor([[0, 0], [20, 0], [20.5, 1], [20, 2], [0, 10]], dtype=torch.float64)
+    centripetal = spline.closed_catmull_rom(polygon, 2500).numpy()
+    assert _total_absolute_turning(centripetal) < 1.02
+    # uniform knots (alpha 0) on the same polygon do loop: the check can fail
+    uniform = spline.closed_catmull_rom(polygon, 2500, alpha=0.0).numpy()
+    assert _total_absolute_turning(uniform) > 1.5
+
+
+def test_point_matching_loss_ignores_cyclic_shift_of_the_target(spline):
+    gen = torch.Generator().manual_seed(0)
+    pred = torch.rand(2, 40, 2, generator=gen)
+    target = torch.rand(2, 40, 2, generator=gen)
+    base = spline.point_matching_loss(pred, target)
+    for s in (1, 7, 39):
+        assert torch.allclose(spline.point_matching_loss(pred, torch.roll(target, s, dims=1)), base)
+    assert spline.point_matching_loss(target, torch.roll(target, 13, dims=1)).item() == pytest.approx(0.0)
+    assert base.item() > 0.1

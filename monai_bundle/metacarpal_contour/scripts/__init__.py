@@ -1,0 +1,1 @@
+"""Code the metacarpal_contour configs cannot express: the closed spline and the Curve-GCN loss."""
