@@ -66,3 +66,45 @@ def test_point_matching_loss_ignores_cyclic_shift_of_the_target(spline):
         assert torch.allclose(spline.point_matching_loss(pred, torch.roll(target, s, dims=1)), base)
     assert spline.point_matching_loss(target, torch.roll(target, 13, dims=1)).item() == pytest.approx(0.0)
     assert base.item() > 0.1
+
+
+def _ellipse_batch(n, size=64, seed=0):
+    """Bright tall ellipses (bone-like) and their 40-point outlines from the top, counter-clockwise."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:size, 0:size] + 0.5
+    images, targets = [], []
+    theta = np.arange(40) * 2 * np.pi / 40
+    for _ in range(n):
+        cx, cy = rng.uniform(0.45, 0.55, 2)
+        ax, ay = rng.uniform(0.12, 0.18), rng.uniform(0.38, 0.44)
+        inside = ((xx / size - cx) / ax) ** 2 + ((yy / size - cy) / ay) ** 2 <= 1
+        images.append(inside.astype(np.float32) + rng.normal(0, 0.05, inside.shape).astype(np.float32))
+        targets.append(np.stack([cx - ax * np.sin(theta), cy - ay * np.cos(theta)], -1))
+    return torch.tensor(np.array(images))[:, None], torch.tensor(np.array(targets), dtype=torch.float32)
+
+
+def test_one_refinement_step_moves_the_circle_toward_the_target():
+    torch.manual_seed(0)
+    with bundle_imports(BUNDLE):
+        from scripts.curvegcn import CurveGCN
+        from scripts.spline import closed_catmull_rom, point_matching_loss
+    images, targets = _ellipse_batch(8)
+    net = CurveGCN(n_steps=1, width=8, feature_channels=32, hidden=32)
+    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+    target_curve = closed_catmull_rom(targets, 80)
+
+    def loss_and_distance():
+        points = net(images)[:, -1]
+        loss = point_matching_loss(closed_catmull_rom(points, 80), target_curve)
+        return loss, (points - targets).norm(dim=-1).mean().item()
+
+    net.train()
+    first_loss, first_dist = loss_and_distance()
+    for _ in range(60):
+        opt.zero_grad()
+        loss, _ = loss_and_distance()
+        loss.backward()
+        opt.step()
+    last_loss, last_dist = loss_and_distance()
+    assert last_loss.item() < 0.5 * first_loss.item()
+    assert last_dist < 0.6 * first_dist
