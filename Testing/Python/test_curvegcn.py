@@ -108,3 +108,18 @@ def test_one_refinement_step_moves_the_circle_toward_the_target():
     last_loss, last_dist = loss_and_distance()
     assert last_loss.item() < 0.5 * first_loss.item()
     assert last_dist < 0.6 * first_dist
+
+
+def test_curvegcn_exports_to_torchscript_with_equal_output(tmp_path):
+    torch.manual_seed(0)
+    with bundle_imports(BUNDLE):
+        from scripts.curvegcn import CurveGCN
+    net = CurveGCN(width=8, feature_channels=32, hidden=32).eval()
+    x = torch.rand(2, 1, 64, 64)
+    traced = torch.jit.trace(net, x)
+    traced.save(str(tmp_path / "curvegcn.ts"))
+    loaded = torch.jit.load(str(tmp_path / "curvegcn.ts"))
+    with torch.no_grad():
+        eager = net(x)
+        assert eager.shape == (2, 3, 40, 2)
+        torch.testing.assert_close(loaded(x), eager, atol=1e-5, rtol=0)
