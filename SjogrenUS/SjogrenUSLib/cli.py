@@ -6,9 +6,9 @@ import sys
 
 from RheumImagingLib.cli import run_cli
 
-from . import analyze_cli, phantom_cli
+from . import analyze_cli, phantom_cli, score_cli, train_cli
 
-COMMANDS = (analyze_cli, phantom_cli)
+COMMANDS = (analyze_cli, phantom_cli, score_cli, train_cli)
 
 
 def main(argv=None) -> int:

@@ -39,3 +39,4 @@ def test_uncalibrated_is_unavailable_with_reason():
 def test_absent_layer_is_unavailable():
     t = layer_thickness(np.zeros((50, 50), np.uint8), (0.03, 0.03))
     assert t.status == "unavailable" and "absent" in t.reason
+

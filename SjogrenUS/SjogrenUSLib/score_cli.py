@@ -1,0 +1,89 @@
+"""``sjogrenus score``: segment, measure and score ultrasound studies; one row per patient."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+from RheumImagingLib.errors import InputError
+
+from .patient import ROW_COLUMNS, SITES, analyse_image, patient_row
+from .scoring import load_system
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "score", help="segment and score ultrasound images: gland grades (0-16), mucosa score (0-2), thickness",
+        description="COHORT.csv (columns patient_id, label, mucosa_image, parotid_left_image, ... as written by "
+                    "'sjogrenus phantom'; paths relative to the CSV) or image FILES (each its own patient, site "
+                    "guessed from the segmentation). Writes one row per patient with the columns "
+                    "'sjogrenus analyze' reads. Thickness is in mm only for calibrated images.")
+    parser.add_argument("inputs", nargs="+", metavar="COHORT.csv|FILES", help="a cohort CSV or image files")
+    parser.add_argument("--bundle", default=None, help="trained sjogren_us_segmentation bundle folder "
+                                                       "(default: the extension's copy)")
+    parser.add_argument("--scoring-system", default="hocevar_0_4",
+                        help="scoring system name (hocevar_0_4, omeract_0_3) or a JSON file (default hocevar_0_4)")
+    parser.add_argument("--out", required=True, help="output scores CSV (not overwritten unless --overwrite)")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
+    parser.set_defaults(func=_run)
+
+
+def _studies(inputs: list[str]) -> list[tuple[str, object, dict]]:
+    """(patient_id, label, {site or None: path}) per patient."""
+    if len(inputs) == 1 and inputs[0].lower().endswith(".csv"):
+        cohort = Path(inputs[0])
+        if not cohort.is_file():
+            raise InputError(cohort, "cohort file not found")
+        with open(cohort, newline="") as f:
+            rows = list(csv.DictReader(f))
+        if not rows or "patient_id" not in rows[0]:
+            raise InputError(cohort, "needs a header with patient_id and <site>_image columns")
+        if not any(f"{s}_image" in rows[0] for s in SITES):
+            raise InputError(cohort, f"no image column (expected some of {', '.join(s + '_image' for s in SITES)})")
+        out = []
+        for row in rows:
+            paths = {s: cohort.parent / row[f"{s}_image"] for s in SITES if row.get(f"{s}_image")}
+            out.append((row["patient_id"], row.get("label", ""), paths))
+        return out
+    return [(Path(p).stem, None, {None: Path(p)}) for p in inputs]
+
+
+def _run(args) -> int:
+    from .segmentation import BUNDLE_DIR
+
+    out = Path(args.out)
+    if out.exists() and not args.overwrite:
+        raise InputError(out, "already exists; choose another --out or pass --overwrite")
+    system = load_system(args.scoring_system)
+    studies = _studies(args.inputs)
+    bundle = Path(args.bundle) if args.bundle else BUNDLE_DIR
+    if not (bundle / "models" / "model.pt").is_file():
+        raise InputError(bundle, "no trained weights (models/model.pt); train with 'sjogrenus train' and pass --bundle")
+    from tqdm import tqdm
+
+    from RheumImagingLib.imageio import read_image
+
+    from .segmentation import USSegmenter
+
+    segmenter = USSegmenter(bundle)  # loaded once for all images
+    rows, failures = [], 0
+    for pid, label, paths in tqdm(studies, desc="scoring", unit="patient"):
+        results, notes = {}, []
+        for site, path in paths.items():
+            try:
+                image = read_image(path)
+                r = analyse_image(site, image.pixels, image.spacing_mm, segmenter, system)
+            except (InputError, ValueError, OSError) as e:
+                failures += 1
+                notes.append(f"{path}: skipped ({e})")
+                tqdm.write(f"skipped {path}: {e}")
+                continue
+            results[r.site] = r
+        rows.append(patient_row(pid, label, results, system, notes))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with open(out, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=ROW_COLUMNS)
+        writer.writeheader()
+        writer.writerows(rows)
+    print(f"wrote {len(rows)} patients to {out}" + (f" ({failures} images skipped)" if failures else ""))
+    return 0

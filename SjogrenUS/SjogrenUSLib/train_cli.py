@@ -1,0 +1,23 @@
+"""``sjogrenus train``: train the ultrasound segmentation bundle on a cohort (wraps train_segmentation)."""
+
+from __future__ import annotations
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "train", help="train the sjogren_us_segmentation bundle on a cohort with label maps",
+        description="Copies the bundle to --out and trains it there on the cohort's images and their "
+                    "<stem>_labels.png label maps (as 'sjogrenus phantom' writes them); the source bundle is unchanged.")
+    parser.add_argument("--cohort", required=True, help="cohort.csv")
+    parser.add_argument("--out", required=True, help="new folder for the trained bundle")
+    parser.add_argument("--config", default="demo", help="override config ('demo': a few epochs on CPU; 'train': full recipe)")
+    parser.add_argument("--bundle", default=None, help="source bundle folder (default: the extension's copy)")
+    parser.set_defaults(func=_run)
+
+
+def _run(args) -> int:
+    from .segmentation import BUNDLE_DIR, train_segmentation
+
+    out = train_segmentation(args.bundle or BUNDLE_DIR, args.cohort, args.out, config=args.config)
+    print(f"trained bundle in {out} (weights {out / 'models' / 'model.pt'})")
+    return 0
