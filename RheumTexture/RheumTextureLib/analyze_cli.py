@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import pandas as pd
 
 from RheumImagingLib.errors import InputError
@@ -24,13 +26,12 @@ def analyze(scores_csv, out_dir, threshold: float = 0.43, aggregate: str = "mean
     covariates = pd.DataFrame({"age": table["age"], "sex_male": (table["sex"] == "M").astype(float)})
     binarised = covariates.assign(**{"score_above_threshold": (table["score"] > threshold).astype(float)})
     per_tenth = covariates.assign(score_per_0_1=table["score"] / 0.1)
-    try:
-        fit_bin = logistic.fit_logit(y, binarised[["score_above_threshold", "age", "sex_male"]])
-        fit_cont = logistic.fit_logit(y, per_tenth[["score_per_0_1", "age", "sex_male"]])
-    except logistic.ModelError as exc:
-        raise InputError(scores_csv, f"logistic regression impossible: {exc}") from None
-    b = fit_bin["terms"]["score_above_threshold"]
-    c = fit_cont["terms"]["score_per_0_1"]
+    adjusted = ["age", "sex"]
+    odds_ratio = _odds_ratio(y, binarised[["score_above_threshold", "age", "sex_male"]], "score_above_threshold")
+    odds_ratio.update(threshold=threshold, adjusted_for=adjusted,
+                      definition=f"score > {threshold:g} vs score <= {threshold:g}")
+    per_0_1 = _odds_ratio(y, per_tenth[["score_per_0_1", "age", "sex_male"]], "score_per_0_1")
+    per_0_1.update(adjusted_for=adjusted)
     welch = groups.welch_t(cases, controls)
     result = {
         "n_cases": int((y == 1).sum()),
@@ -43,11 +44,8 @@ def analyze(scores_csv, out_dir, threshold: float = 0.43, aggregate: str = "mean
         "median_score": {"cases": groups.median_iqr(cases), "controls": groups.median_iqr(controls)},
         "group_test": {"test": welch["test"], "p": welch["p"], "t": welch["t"]},
         "mann_whitney": groups.mann_whitney(cases, controls),
-        "odds_ratio": {"threshold": threshold, "estimate": b["odds_ratio"], "ci95": b["ci95"], "p": b["p"],
-                       "adjusted_for": ["age", "sex"], "definition": f"score > {threshold:g} vs score <= {threshold:g}",
-                       "method": fit_bin["method"], "epv": fit_bin["epv"], "notes": fit_bin["notes"]},
-        "odds_ratio_per_0_1": {"estimate": c["odds_ratio"], "ci95": c["ci95"], "p": c["p"],
-                               "adjusted_for": ["age", "sex"], "method": fit_cont["method"]},
+        "odds_ratio": odds_ratio,
+        "odds_ratio_per_0_1": per_0_1,
     }
     fpr, tpr = roc.roc_points(y, table["score"])
     report.plot_roc(out / "roc.png", [(f"texture score (AUC {auc.estimate:.3f})", fpr, tpr)], "RA vs control")
@@ -55,14 +53,36 @@ def analyze(scores_csv, out_dir, threshold: float = 0.43, aggregate: str = "mean
     report.write_report(out, result, "RheumTexture cohort analysis", images=["roc.png"], summary_lines=[
         f"{result['n_cases']} RA patients, {result['n_controls']} controls ({result['aggregation']}).",
         f"AUROC {auc.estimate:.3f} (95% CI {lo:.3f}-{hi:.3f}, DeLong).",
-        f"Odds ratio for score > {threshold:g}, adjusted for age and sex: {b['odds_ratio']:.2f} "
-        f"(95% CI {b['ci95'][0]:.2f}-{b['ci95'][1]:.2f}, p = {b['p']:.3g}).",
+        _odds_ratio_line(odds_ratio, threshold),
     ])
     return result
 
 
+def _odds_ratio(y, X, term: str) -> dict:
+    """Wald OR of ``term``; a model that cannot be fitted (separation, too few events, a constant
+    term) is reported as unavailable with the reason, and the rest of the report still stands."""
+    try:
+        fit = logistic.fit_logit(y, X)
+    except logistic.ModelError as exc:
+        return {"estimate": None, "ci95": None, "p": None, "unavailable": str(exc)}
+    t = fit["terms"][term]
+    return {"estimate": t["odds_ratio"], "ci95": t["ci95"], "p": t["p"], "method": fit["method"],
+            "epv": fit["epv"], "notes": fit["notes"]}
+
+
+def _odds_ratio_line(odds_ratio: dict, threshold: float) -> str:
+    if odds_ratio["estimate"] is None:
+        return f"Odds ratio for score > {threshold:g} not estimable: {odds_ratio['unavailable']}."
+    lo, hi = odds_ratio["ci95"]
+    return (f"Odds ratio for score > {threshold:g}, adjusted for age and sex: {odds_ratio['estimate']:.2f} "
+            f"(95% CI {lo:.2f}-{hi:.2f}, p = {odds_ratio['p']:.3g}).")
+
+
 def _run(args) -> int:
-    analyze(args.scores, args.out, args.threshold, args.aggregate, args.overwrite)
+    result = analyze(args.scores, args.out, args.threshold, args.aggregate, args.overwrite)
+    for key in ("odds_ratio", "odds_ratio_per_0_1"):
+        if result[key]["estimate"] is None:
+            print(f"rheumtexture analyze: note: {key} not estimable: {result[key]['unavailable']}", file=sys.stderr)
     print(f"wrote {args.out}/report.json, report.html, roc.png")
     return 0
 

@@ -123,13 +123,19 @@ def test_ra_bad_input(tmp_path, capsys, edit, message):
 
 
 def test_ra_model_errors_are_clear(tmp_path, capsys):
+    """An odds ratio that cannot be estimated is named with its reason; AUROC and means still stand."""
     small = _ra_cohort(n=6)    # 6 events for 3 slopes: EPV 2
-    assert rheumtexture(["analyze", str(_write(tmp_path, small)), "--out", str(tmp_path / "o1")]) == 2
+    assert rheumtexture(["analyze", str(_write(tmp_path, small)), "--out", str(tmp_path / "o1")]) == 0
     assert "too few events per variable" in capsys.readouterr().err
+    report = json.loads((tmp_path / "o1" / "report.json").read_text())
+    assert report["odds_ratio"]["estimate"] is None and "too few events" in report["odds_ratio"]["unavailable"]
     sep = _ra_cohort(n=40)
     sep["score"] = np.where(sep.label == 1, 0.8, 0.2)
-    assert rheumtexture(["analyze", str(_write(tmp_path, sep)), "--out", str(tmp_path / "o2")]) == 2
+    assert rheumtexture(["analyze", str(_write(tmp_path, sep)), "--out", str(tmp_path / "o2")]) == 0
     assert "separation" in capsys.readouterr().err
+    report = json.loads((tmp_path / "o2" / "report.json").read_text())
+    assert report["auroc"]["estimate"] == 1.0 and "separation" in report["odds_ratio"]["unavailable"]
+    assert "not estimable" in (tmp_path / "o2" / "report.html").read_text()
 
 
 @pytest.mark.parametrize("edit,message", [
