@@ -17,6 +17,7 @@ from slicer.parameterNodeWrapper import parameterNodeWrapper
 from slicer.util import VTKObservationMixin
 from MRMLCorePython import vtkMRMLScalarVolumeNode
 
+from RheumTextureLib.logic import BONES, STUDY_THRESHOLD
 from RheumTextureLib.logic import RheumTextureLogic as _LibLogic
 
 
@@ -39,6 +40,10 @@ class RheumTexture(ScriptedLoadableModule):
 class RheumTextureParameterNode:
     inputVolume: vtkMRMLScalarVolumeNode
     imagePath: str = ""
+    bundlePath: str = ""
+    age: float = 0.0
+    sex: str = "F"
+    threshold: float = STUDY_THRESHOLD
 
 
 class RheumTextureWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
@@ -59,6 +64,8 @@ class RheumTextureWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.StartCloseEvent, self.onSceneStartClose)
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
         self.ui.loadButton.connect("clicked(bool)", self.onLoadButton)
+        self.ui.applyButton.connect("clicked(bool)", self.onApplyButton)
+        self.ui.inputVolumeSelector.connect("currentNodeChanged(vtkMRMLNode*)", self.onInputChanged)
         self.initializeParameterNode()
 
     def cleanup(self):
@@ -95,6 +102,48 @@ class RheumTextureWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self._parameterNode.inputVolume = node
             slicer.util.setSliceViewerLayers(background=node, fit=True)
 
+    def onInputChanged(self, volume):
+        """Pre-fill age and sex from DICOM; show earlier results and watch their contours."""
+        self.ui.applyButton.enabled = volume is not None
+        if volume is None:
+            return
+        age = volume.GetAttribute("RheumImaging.PatientAge")
+        sex = volume.GetAttribute("RheumImaging.PatientSex")
+        if age:
+            self._parameterNode.age = float(age)
+        if sex in ("F", "M"):
+            self._parameterNode.sex = sex
+        self.showResults(volume)
+
+    def onApplyButton(self):
+        volume = self._parameterNode.inputVolume
+        with slicer.util.tryWithErrorDisplay("Texture scoring failed.", waitCursor=True):
+            self.logic.lib.load_bundles(self._parameterNode.bundlePath or None)
+            self.logic.lib.process(volume, age=self._parameterNode.age or None, sex=self._parameterNode.sex,
+                                   threshold=self._parameterNode.threshold, progress=self.onProgress)
+            self.showResults(volume)
+
+    def onProgress(self, fraction, message):
+        # Processing runs in the main thread; repainting between steps keeps the UI responsive.
+        self.ui.progressBar.value = int(100 * fraction)
+        self.ui.statusLabel.text = message
+        slicer.app.processEvents()
+
+    def showResults(self, volume):
+        table = self.logic.lib.table_node(volume)
+        self.ui.resultsTableView.setMRMLTableNode(table)
+        self.removeObservers(self.onCurveEdited)
+        for bone in BONES:
+            curve = self.logic.lib.curve_node(volume, bone)
+            if curve is not None:
+                self.addObserver(curve, curve.PointEndInteractionEvent, self.onCurveEdited)
+
+    def onCurveEdited(self, curve, event):
+        """A dragged control point re-cuts and re-scores that bone only."""
+        volume = self._parameterNode.inputVolume
+        with slicer.util.tryWithErrorDisplay("Re-scoring failed.", waitCursor=True):
+            self.logic.lib.rescore_bone(volume, curve.GetAttribute("RheumTexture.Bone"))
+
 
 class RheumTextureLogic(ScriptedLoadableModuleLogic):
     """Slicer-side logic: hands ``slicer.mrmlScene`` to the Qt-free library logic."""
@@ -118,8 +167,12 @@ class RheumTextureTest(ScriptedLoadableModuleTest):
         self.test_load_radiograph()
 
     def test_load_radiograph(self):
-        from pydicom.data import get_testdata_file
+        import tempfile
 
-        node = RheumTextureLogic().lib.load_radiograph(get_testdata_file("RG3_UNCR.dcm"))
+        from RheumTextureLib.phantom import generate_cohort
+
+        cohort = generate_cohort(tempfile.mkdtemp(), 2, seed=0)
+        node = RheumTextureLogic().lib.load_radiograph(cohort.parent / "images" / "RA0001.dcm")
         self.assertIsNotNone(node.GetImageData())
+        self.assertEqual(node.GetAttribute("RheumImaging.Calibration"), "ImagerPixelSpacing")
         logging.info("RheumTexture load test passed")

@@ -1,0 +1,173 @@
+"""``rheumtexture score``: texture scores of a batch of hand radiographs.
+
+Models are loaded once; images stream one at a time (memory flat in the batch size). A
+failing image is reported and skipped. Writes three tables: ``--out`` per patient (the
+columns ``rheumtexture analyze`` reads), ``<stem>_images.csv`` per image and
+``<stem>_bones.csv`` per bone with each fold's probability.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from RheumImagingLib.errors import InputError
+
+from .logic import BONES, N_FOLDS, STUDY_THRESHOLD
+
+log = logging.getLogger(__name__)
+IMAGE_SUFFIXES = {".dcm", ".dicom", ".png", ".tif", ".tiff", ""}
+
+
+def find_images(inputs: list[str]) -> list[Path]:
+    """Files as given; folders expanded to their image files (sorted, not recursive)."""
+    images = []
+    for item in inputs:
+        path = Path(item)
+        if path.is_dir():
+            images += sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
+                             and not p.name.startswith("."))
+        elif path.is_file():
+            images.append(path)
+        else:
+            raise InputError(path, "no such file or folder")
+    if not images:
+        raise InputError(None, "no radiographs found in " + ", ".join(inputs))
+    return images
+
+
+def read_cohort(path: Path) -> dict[Path, dict]:
+    """cohort.csv rows keyed by resolved image path (patient_id, label, age, sex)."""
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    missing = {"patient_id", "image"} - set(rows[0] if rows else {})
+    if missing:
+        raise InputError(path, f"missing column(s) {', '.join(sorted(missing))}")
+    return {(path.parent / row["image"]).resolve(): row for row in rows}
+
+
+def _write_csv(path: Path, rows: list[dict]) -> None:
+    if not rows:
+        return
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def score_images(images: list[Path], out: Path, *, bundle=None, cohort: Path | None = None,
+                 scene_dir: Path | None = None, threshold: float = STUDY_THRESHOLD, progress: bool = True) -> dict:
+    """Score every image; returns counts and the paths written."""
+    from tqdm import tqdm
+
+    from RheumImagingLib.imageio import read_image
+
+    from .pipeline import HandScorer
+
+    outputs = [out, out.with_name(out.stem + "_images.csv"), out.with_name(out.stem + "_bones.csv")]
+    if scene_dir is not None and scene_dir.exists() and any(scene_dir.iterdir()):
+        raise InputError(scene_dir, "scene folder is not empty; choose a new one")
+    existing = [str(p) for p in outputs if p.exists()]
+    if existing:
+        raise InputError(existing[0], "already exists; choose another --out")
+    known = read_cohort(cohort) if cohort else {}
+    scorer = HandScorer(bundle)
+    bone_rows, image_rows, failures = [], [], []
+    for path in tqdm(images, desc="scoring", unit="image", disable=not progress, file=sys.stderr):
+        try:
+            if scene_dir is None:
+                image = read_image(path)
+                meta = image.metadata
+                contours = scorer.contour(image.pixels)
+                scores = scorer.score(image.pixels, {b: contours[b]["control_points"] for b in BONES})
+            else:
+                meta, scores = _score_into_scene(scorer, path, scene_dir, threshold)
+        except InputError as exc:
+            failures.append((path, str(exc)))
+            log.warning("skipped %s", exc)
+            continue
+        except Exception as exc:  # a broken image must not stop a cohort run
+            failures.append((path, f"{exc.__class__.__name__}: {exc}"))
+            log.warning("skipped %s: %s", path, exc)
+            continue
+        row = known.get(path.resolve(), {})
+        ident = {"patient_id": row.get("patient_id") or meta.get("PatientID") or path.stem,
+                 "label": row.get("label", ""),
+                 "age": row.get("age") or _text(meta.get("PatientAge")),
+                 "sex": row.get("sex") or meta.get("PatientSex") or ""}
+        hand = float(np.mean([scores[b]["score"] for b in BONES]))
+        for bone in BONES:
+            folds = scores[bone]["fold_probabilities"]
+            bone_rows.append({**ident, "image": str(path), "bone": bone, "score": f"{scores[bone]['score']:.6f}",
+                              **{f"fold_{k + 1}": f"{folds[k]:.6f}" for k in range(N_FOLDS)}})
+        image_rows.append({**ident, "image": str(path), "score": f"{hand:.6f}",
+                           **{f"score_{b}": f"{scores[b]['score']:.6f}" for b in BONES},
+                           "above_threshold": int(hand > threshold)})
+    patients = {}
+    for row in image_rows:
+        patients.setdefault(row["patient_id"], []).append(row)
+    patient_rows = [{**{k: rows[0][k] for k in ("patient_id", "label", "age", "sex")},
+                     "score": f"{np.mean([float(r['score']) for r in rows]):.6f}", "n_images": len(rows)}
+                    for rows in patients.values()]
+    out.parent.mkdir(parents=True, exist_ok=True)
+    for path, rows in zip(outputs, (patient_rows, image_rows, bone_rows)):
+        _write_csv(path, rows)
+    for path, reason in failures:
+        print(f"rheumtexture score: skipped {path}: {reason}", file=sys.stderr)
+    return {"scored": len(image_rows), "failed": len(failures), "outputs": [p for p in outputs if p.exists()]}
+
+
+def _text(value) -> str:
+    return "" if value is None else f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def _safe(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
+
+
+def _score_into_scene(scorer, path: Path, scene_dir: Path, threshold: float):
+    """Score through the module logic and save the same MRML result the Slicer module makes."""
+    from RheumImagingLib.scene import new_scene, save_scene
+
+    from .logic import RheumTextureLogic
+
+    scene = new_scene()
+    logic = RheumTextureLogic(scene, scorer=scorer)
+    volume = logic.load_radiograph(path)
+    logic.process(volume, threshold=threshold)
+    names = volume.GetAttributeNames() or ()
+    meta = {n.split(".", 1)[1]: volume.GetAttribute(n) for n in names if n.startswith("RheumImaging.")}
+    save_scene(scene, scene_dir / _safe(f"{meta.get('PatientID') or path.stem}_{path.stem}"))
+    return meta, logic.scores(volume)
+
+
+def run(args) -> int:
+    images = find_images(args.inputs) if args.inputs else None
+    if images is None:
+        if not args.cohort:
+            raise InputError(None, "give radiographs (files or folders) or --cohort cohort.csv")
+        images = sorted(read_cohort(Path(args.cohort)))
+    result = score_images(images, Path(args.out), bundle=args.bundle, cohort=Path(args.cohort) if args.cohort else None,
+                          scene_dir=Path(args.scene_dir) if args.scene_dir else None, threshold=args.threshold,
+                          progress=not args.no_progress)
+    print(f"scored {result['scored']} image(s), skipped {result['failed']}; wrote "
+          + ", ".join(str(p) for p in result["outputs"]))
+    return 0 if result["scored"] else 1
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser("score", help="texture scores of radiographs (per bone, image and patient)",
+                                   description=__doc__.split("\n\n", 1)[1])
+    parser.add_argument("inputs", nargs="*", metavar="INPUT", help="radiograph files or folders (default: --cohort's images)")
+    parser.add_argument("--out", required=True, help="per-patient scores CSV (the input of `rheumtexture analyze`)")
+    parser.add_argument("--bundle", default=None, help="folder holding the metacarpal_contour and ra_bone_texture "
+                                                       "bundles (default: the extension's monai_bundle/)")
+    parser.add_argument("--cohort", default=None, help="cohort.csv (patient_id,image,label,age,sex) to copy labels from")
+    parser.add_argument("--scene-dir", default=None, help="also save one MRML scene per image into this new folder")
+    parser.add_argument("--threshold", type=float, default=STUDY_THRESHOLD, help="study threshold (default 0.43)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.set_defaults(func=run)
