@@ -9,7 +9,7 @@ DEMO_OUT ?= demo_output
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install demo test bench clean
+.PHONY: install demo test clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -22,8 +22,10 @@ $(STAMP): pyproject.toml | $(BIN)/python
 
 install: $(STAMP)
 
+# The main job on the embedded default (phantoms): RA texture, then Sjogren ultrasound.
 demo: install
-	$(BIN)/python -m RheumImagingLib.demo --out $(DEMO_OUT)
+	$(BIN)/python -m RheumTextureLib.demo --out $(DEMO_OUT)
+	$(BIN)/python -m SjogrenUSLib.demo --out $(DEMO_OUT)
 
 test: install
 	$(BIN)/python -m pytest -q -ra Testing/Python
