@@ -21,15 +21,14 @@ long and ~32 px wide at mid-shaft (~40 px at the head). Other sizes scale the ha
 
 from __future__ import annotations
 
-import csv
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from scipy import ndimage
 
+from RheumImagingLib.cohort_folder import alternating_patients, cohort_writer
 from RheumImagingLib.errors import InputError
 
 from .fbm import fbm_field
@@ -334,24 +333,9 @@ def generate_cohort(outdir, n_patients: int, seed: int, effect="strong", *, size
         _check_geometry(size, pixel_spacing_mm)
     except ValueError as exc:
         raise InputError(outdir, str(exc)) from None
-    if outdir.exists() and not outdir.is_dir():
-        raise InputError(outdir, "exists and is not a folder")
-    csv_path = outdir / "cohort.csv"
-    images = outdir / "images"
-    if not overwrite and (csv_path.exists() or (images.is_dir() and any(images.iterdir()))):
-        raise InputError(outdir, "already holds a phantom cohort; pass --overwrite to replace it")
-    images.mkdir(parents=True, exist_ok=True)
-
-    partial = outdir / "cohort.csv.partial"
-    counters = {0: 0, 1: 0}
-    with open(partial, "w", newline="") as fh:
-        writer = csv.writer(fh, lineterminator="\n")
-        writer.writerow(["patient_id", "image", "label", "age", "sex"])
-        for i in range(n_patients):
+    with cohort_writer(outdir, ["patient_id", "image", "label", "age", "sex"], overwrite=overwrite) as (images, writer):
+        for i, label, pid in alternating_patients(n_patients, "RA"):
             rng = np.random.default_rng([int(seed), i])
-            label = 1 if i % 2 == 0 else 0
-            counters[label] += 1
-            pid = f"{'RA' if label else 'HC'}{counters[label]:04d}"
             age, sex = _demographics(rng)
             pixels, truth = render_hand(rng, label, effect, size=size, pixel_spacing_mm=pixel_spacing_mm)
             stored = (4095 - pixels).astype(np.uint16) if photometric == "MONOCHROME1" else pixels
@@ -368,5 +352,4 @@ def generate_cohort(outdir, n_patients: int, seed: int, effect="strong", *, size
             with open(images / f"{pid}.json", "w") as jf:
                 json.dump({"patient_id": pid, **truth}, jf)
             writer.writerow([pid, f"images/{pid}.dcm", label, age, sex])
-    os.replace(partial, csv_path)
-    return csv_path
+    return outdir / "cohort.csv"

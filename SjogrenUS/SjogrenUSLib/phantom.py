@@ -27,14 +27,13 @@ grades (controls mostly 0-1).
 
 from __future__ import annotations
 
-import csv
 import json
-import os
 from pathlib import Path
 
 import numpy as np
 from scipy import ndimage
 
+from RheumImagingLib.cohort_folder import alternating_patients, cohort_writer
 from RheumImagingLib.errors import InputError
 
 from .phantom_bmode import Probe, bmode, smooth_noise
@@ -380,23 +379,8 @@ def generate_cohort(outdir, n_patients: int, seed: int, *, overwrite: bool = Fal
         _check_shape(shape, gland_spacing_mm, 24.0)
     except ValueError as exc:
         raise InputError(outdir, str(exc)) from None
-    if outdir.exists() and not outdir.is_dir():
-        raise InputError(outdir, "exists and is not a folder")
-    csv_path = outdir / "cohort.csv"
-    images = outdir / "images"
-    if not overwrite and (csv_path.exists() or (images.is_dir() and any(images.iterdir()))):
-        raise InputError(outdir, "already holds a phantom cohort; pass --overwrite to replace it")
-    images.mkdir(parents=True, exist_ok=True)
-
-    partial = outdir / "cohort.csv.partial"
-    counters = {0: 0, 1: 0}
-    with open(partial, "w", newline="") as fh:
-        writer = csv.writer(fh, lineterminator="\n")
-        writer.writerow(COHORT_COLUMNS)
-        for i in range(n_patients):
-            label = 1 if i % 2 == 0 else 0
-            counters[label] += 1
-            pid = f"{'PSS' if label else 'HC'}{counters[label]:04d}"
+    with cohort_writer(outdir, COHORT_COLUMNS, overwrite=overwrite) as (images, writer):
+        for i, label, pid in alternating_patients(n_patients, "PSS"):
             patient = draw_patient(np.random.default_rng([int(seed), i]), label)
             paths = []
             for k, site in enumerate(SITES):
@@ -424,5 +408,4 @@ def generate_cohort(outdir, n_patients: int, seed: int, *, overwrite: bool = Fal
             writer.writerow([pid, label, *paths, f"{patient['thickness_mm']:.3f}", patient["echogenicity"],
                              ";".join(str(g) for g in grades), sum(grades),
                              mucosa_score(patient["thickness_mm"], patient["echogenicity"])])
-    os.replace(partial, csv_path)
-    return csv_path
+    return outdir / "cohort.csv"
