@@ -34,10 +34,27 @@ class SjogrenUS(ScriptedLoadableModule):
         self.parent.acknowledgementText = "Built on 3D Slicer and MONAI."
 
 
+#: UI/parameter name prefix of each site's volume, in the table's site order.
+SITE_PARAMETERS = {
+    "mucosa": "mucosa",
+    "parotid_left": "parotidLeft",
+    "parotid_right": "parotidRight",
+    "submandibular_left": "submandibularLeft",
+    "submandibular_right": "submandibularRight",
+}
+
+
 @parameterNodeWrapper
 class SjogrenUSParameterNode:
-    inputVolume: vtkMRMLScalarVolumeNode
+    mucosaVolume: vtkMRMLScalarVolumeNode
+    parotidLeftVolume: vtkMRMLScalarVolumeNode
+    parotidRightVolume: vtkMRMLScalarVolumeNode
+    submandibularLeftVolume: vtkMRMLScalarVolumeNode
+    submandibularRightVolume: vtkMRMLScalarVolumeNode
     imagePath: str = ""
+    patientId: str = ""
+    bundlePath: str = ""
+    scoringSystem: str = "hocevar_0_4"
 
 
 class SjogrenUSWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
@@ -47,6 +64,7 @@ class SjogrenUSWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.logic = None
         self._parameterNode = None
         self._parameterNodeGuiTag = None
+        self._table = None
 
     def setup(self):
         ScriptedLoadableModuleWidget.setup(self)
@@ -58,7 +76,25 @@ class SjogrenUSWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.StartCloseEvent, self.onSceneStartClose)
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
         self.ui.loadButton.connect("clicked(bool)", self.onLoadButton)
+        self.ui.applyButton.connect("clicked(bool)", self.onApplyButton)
+        self.ui.overrideButton.connect("clicked(bool)", self.onOverrideButton)
+        for selector in self._selectors().values():
+            selector.connect("currentNodeChanged(vtkMRMLNode*)", self.onInputChanged)
         self.initializeParameterNode()
+
+    def _selectors(self):
+        return {"mucosa": self.ui.mucosaVolumeSelector, "parotid_left": self.ui.parotidLeftVolumeSelector,
+                "parotid_right": self.ui.parotidRightVolumeSelector,
+                "submandibular_left": self.ui.submandibularLeftVolumeSelector,
+                "submandibular_right": self.ui.submandibularRightVolumeSelector}
+
+    def _grade_spin_boxes(self):
+        return {"parotid_left": self.ui.parotidLeftGradeSpinBox, "parotid_right": self.ui.parotidRightGradeSpinBox,
+                "submandibular_left": self.ui.submandibularLeftGradeSpinBox,
+                "submandibular_right": self.ui.submandibularRightGradeSpinBox}
+
+    def _volumes(self):
+        return {site: getattr(self._parameterNode, f"{name}Volume") for site, name in SITE_PARAMETERS.items()}
 
     def cleanup(self):
         self.removeObservers()
@@ -89,10 +125,71 @@ class SjogrenUSWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self._parameterNodeGuiTag = self._parameterNode.connectGui(self.ui)
 
     def onLoadButton(self):
+        site = list(SITE_PARAMETERS)[self.ui.loadSiteComboBox.currentIndex]
         with slicer.util.tryWithErrorDisplay("Failed to load the ultrasound image.", waitCursor=True):
             node = self.logic.lib.load_ultrasound(self.ui.imagePathLineEdit.currentPath)
-            self._parameterNode.inputVolume = node
+            setattr(self._parameterNode, f"{SITE_PARAMETERS[site]}Volume", node)
             slicer.util.setSliceViewerLayers(background=node, fit=True)
+
+    def onInputChanged(self, _node=None):
+        """Apply needs an image; earlier results of the chosen images are shown."""
+        volumes = {s: v for s, v in self._volumes().items() if v is not None}
+        self.ui.applyButton.enabled = bool(volumes)
+        if not self._parameterNode.patientId and volumes:
+            first = next(iter(volumes.values()))
+            self._parameterNode.patientId = first.GetAttribute("RheumImaging.PatientID") or first.GetName()
+        table = next((self.logic.lib.table_node(v) for v in volumes.values() if self.logic.lib.table_node(v)), None)
+        self.showResults(table)
+
+    def onApplyButton(self):
+        volumes = {s: v for s, v in self._volumes().items() if v is not None}
+        with slicer.util.tryWithErrorDisplay("SjogrenUS scoring failed.", waitCursor=True):
+            self.logic.lib.set_system(self._parameterNode.scoringSystem)
+            self.logic.lib.load_segmenter(self._parameterNode.bundlePath or None)
+            table = self.logic.lib.process_patient(volumes, self._parameterNode.patientId or "patient",
+                                                   progress=self.onProgress)
+            self.showResults(table)
+
+    def onProgress(self, fraction, message):
+        # Processing runs in the main thread; repainting between steps keeps the UI responsive.
+        self.ui.progressBar.value = int(100 * fraction)
+        self.ui.statusLabel.text = message
+        slicer.app.processEvents()
+
+    def showResults(self, table):
+        """Show the table, fill the correction controls from it and watch the thickness line."""
+        self._table = table
+        self.ui.resultsTableView.setMRMLTableNode(table)
+        self.ui.overrideButton.enabled = table is not None
+        self.removeObservers(self.onLineEdited)
+        if table is None:
+            return
+        cells = self.logic.lib.results(table)
+        for site, spin_box in self._grade_spin_boxes().items():
+            if cells[site]["grade"]:
+                spin_box.value = int(cells[site]["grade"])
+        if cells["mucosa"]["echogenicity"]:
+            self.ui.echogenicityComboBox.currentText = cells["mucosa"]["echogenicity"]
+        mucosa = self.logic.lib.volume_node(table, "mucosa")
+        line = self.logic.lib.line_node(mucosa) if mucosa else None
+        if line is not None:
+            self.addObserver(line, line.PointEndInteractionEvent, self.onLineEdited)
+
+    def onOverrideButton(self):
+        """Grades and echogenicity that differ from the table become the user's corrections."""
+        cells = self.logic.lib.results(self._table)
+        with slicer.util.tryWithErrorDisplay("Correction failed.", waitCursor=True):
+            for site, spin_box in self._grade_spin_boxes().items():
+                if str(spin_box.value) != cells[site]["grade"]:
+                    self.logic.lib.override_grade(self._table, site, spin_box.value)
+            echo = self.ui.echogenicityComboBox.currentText
+            if cells["mucosa"]["echogenicity"] and echo != cells["mucosa"]["echogenicity"]:
+                self.logic.lib.override_echogenicity(self._table, echo)
+
+    def onLineEdited(self, line, event):
+        """A moved thickness line sets the mucosa thickness (mm only on calibrated images)."""
+        with slicer.util.tryWithErrorDisplay("Thickness update failed.", waitCursor=True):
+            self.logic.lib.update_from_line(self.logic.lib.volume_node(self._table, "mucosa"))
 
 
 class SjogrenUSLogic(ScriptedLoadableModuleLogic):
