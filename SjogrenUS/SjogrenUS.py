@@ -212,6 +212,8 @@ class SjogrenUSTest(ScriptedLoadableModuleTest):
     def runTest(self):
         self.setUp()
         self.test_load_ultrasound()
+        self.setUp()
+        self.test_patient_scores_and_corrections()
 
     def test_load_ultrasound(self):
         from pydicom.data import get_testdata_file
@@ -219,3 +221,38 @@ class SjogrenUSTest(ScriptedLoadableModuleTest):
         node = SjogrenUSLogic().lib.load_ultrasound(get_testdata_file("US1_UNCR.dcm"))
         self.assertIsNotNone(node.GetImageData())
         logging.info("SjogrenUS load test passed")
+
+    def test_patient_scores_and_corrections(self):
+        """Phantom patient scored in Slicer's scene; the masks come from the phantom's truth (a
+        stand-in for the trained network, which the test does not assume is installed)."""
+        import numpy as np
+
+        from RheumImagingLib.imageio import volume_from_array
+        from SjogrenUSLib.phantom import GLANDS, render_gland, render_mucosa
+
+        images = {"mucosa": render_mucosa(1, 0.3, "heterogeneous_hyperechoic")}
+        images.update({site: render_gland(2 + k, site, g) for k, (site, g) in enumerate(zip(GLANDS, (4, 2, 3, 0)))})
+        truth = {id(px): np.where(lab == 4, 3, lab) for px, lab, _ in images.values()}
+
+        class TruthSegmenter:
+            def __init__(self):
+                self.by_sum = {float(np.sum(px, dtype=np.float64)): truth[id(px)] for px, _, _ in images.values()}
+
+            def predict(self, pixels):
+                return self.by_sum[float(np.sum(pixels, dtype=np.float64))]
+
+            def provenance(self):
+                return {"bundle": "phantom truth (test)"}
+
+        lib = SjogrenUSLogic().lib
+        lib.segmenter = TruthSegmenter()
+        volumes = {site: volume_from_array(slicer.mrmlScene, px, t["spacing_mm"], site, "US region")
+                   for site, (px, _, t) in images.items()}
+        table = lib.process_patient(volumes, "PHANTOM")
+        cells = lib.results(table)
+        self.assertEqual(cells["gland_score"]["grade"], "9")
+        self.assertEqual(cells["modified_score"]["grade"], "11")
+        lib.override_grade(table, "parotid_left", 0)
+        self.assertEqual(lib.results(table)["gland_score"]["grade"], "5")
+        self.assertIsNotNone(lib.line_node(volumes["mucosa"]))
+        logging.info("SjogrenUS patient test passed")

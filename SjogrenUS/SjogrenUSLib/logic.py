@@ -196,12 +196,15 @@ class SjogrenUSLogic:
             raise ValueError(f"{line.GetName()} needs two points, has {len(points)}")
         thickness = line_length_mm(points[0], points[1], is_calibrated(volume))
         row = self._row(table, "mucosa")
+        status_col = COLUMNS.index("status")
+        kept = [n for n in table.GetCellText(row, status_col).split("; ") if n.startswith("echogenicity")]
         if thickness.status == "ok":
             table.SetCellText(row, COLUMNS.index("thickness_mm"), _fmt(thickness.mean_mm))
-            table.SetCellText(row, COLUMNS.index("status"), "ok: thickness from the user's line")
+            note = "ok: thickness from the user's line"
         else:
             table.SetCellText(row, COLUMNS.index("thickness_mm"), f"{UNAVAILABLE}: {thickness.reason}")
-            table.SetCellText(row, COLUMNS.index("status"), f"{UNAVAILABLE}: {thickness.reason}")
+            note = f"{UNAVAILABLE}: {thickness.reason}"
+        table.SetCellText(row, status_col, "; ".join([note] + kept))
         set_provenance(line, edited="true", time=_now())
         set_provenance(table, edited="true", time=_now())
         self._write_totals(table)

@@ -130,6 +130,7 @@ def test_patient_workflow_corrections_and_save_reload(scene, segmenter, tmp_path
     assert float(cells["mucosa"]["thickness_mm"]) == pytest.approx(0.6, abs=1e-4)
     assert cells["mucosa_score"]["grade"] == "1"  # 0.6 mm > 0.38 cut-off; heterogeneous +1
     assert cells["modified_score"]["grade"] == "4"  # gland 3 + mucosa 1
+    assert cells["mucosa"]["status"].startswith("ok: thickness from the user's line; echogenicity overridden")
 
     # save and reload: table, line, segmentations, references and provenance restored
     save_scene(scene, tmp_path / "scene")
