@@ -187,3 +187,18 @@ def test_score_cli_on_real_scanner_aloka_file(us_segmentation_trained, tmp_path)
         rows = list(csv.DictReader(f))
     assert len(rows) == 1 and rows[0]["patient_id"] == "gdcm-US-ALOKA-16"
     assert "skipped" not in rows[0]["notes"]
+
+
+def test_bad_requests_are_clear_errors(scene, tmp_path):
+    from RheumImagingLib.errors import InputError
+
+    logic = SjogrenUSLogic(scene)
+    with pytest.raises(InputError, match="no trained weights"):
+        logic.load_segmenter(tmp_path)
+    volume = volume_from_array(scene, np.zeros((32, 32), np.float32), (0.1, 0.1), "img", "US region")
+    with pytest.raises(ValueError, match="unknown site"):
+        logic.process_patient({"knee": volume}, "P")
+    with pytest.raises(ValueError, match="no SjogrenUS results for patient"):
+        logic.override_grade("nobody", "parotid_left", 1)
+    with pytest.raises(InputError, match="no such scoring system"):
+        SjogrenUSLogic(scene, system="made_up")
