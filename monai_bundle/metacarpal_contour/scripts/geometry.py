@@ -1,0 +1,87 @@
+"""Image geometry shared by training and inference: intensity scaling, bone boxes, the
+bone crop (pixel <-> crop [0, 1] coordinates), masks from outlines, distal-tip ordering."""
+from __future__ import annotations
+
+import numpy as np
+from PIL import Image, ImageDraw
+from scipy import ndimage
+
+BONES = ("MC2", "MC3", "MC4")
+# crop = the bone's box enlarged by these factors (x, y): the bone fills most of the crop, so
+# the 40 points resolve its outline finely; the initial circle becomes an ellipse in pixels
+MARGIN = (1.35, 1.2)
+
+
+def scale_intensity(pixels: np.ndarray, lower: float = 0.5, upper: float = 99.5) -> np.ndarray:
+    """Per-image percentile scaling to [0, 1] (any input scale, bone bright)."""
+    pixels = np.asarray(pixels, dtype=np.float32)
+    lo, hi = np.percentile(pixels, [lower, upper])
+    return np.clip((pixels - lo) / max(float(hi - lo), 1e-6), 0.0, 1.0).astype(np.float32)
+
+
+def resize(image: np.ndarray, shape) -> np.ndarray:
+    """Bilinear resize of a 2-D image to ``shape`` (rows, cols), pixel centres aligned."""
+    rows, cols = image.shape
+    yy = (np.arange(shape[0]) + 0.5) * rows / shape[0] - 0.5
+    xx = (np.arange(shape[1]) + 0.5) * cols / shape[1] - 0.5
+    grid = np.meshgrid(yy, xx, indexing="ij")
+    return ndimage.map_coordinates(image, grid, order=1, mode="nearest").astype(np.float32)
+
+
+def polygon_mask(points_xy, shape) -> np.ndarray:
+    """Boolean mask (rows, cols) inside a closed outline given in pixel (x, y)."""
+    img = Image.new("L", (int(shape[1]), int(shape[0])), 0)
+    ImageDraw.Draw(img).polygon([(float(x), float(y)) for x, y in np.asarray(points_xy)], fill=1, outline=1)
+    return np.asarray(img, dtype=bool)
+
+
+def box_of(points_xy) -> np.ndarray:
+    """(x0, y0, x1, y1) of a point set."""
+    pts = np.asarray(points_xy, dtype=float)
+    return np.array([pts[:, 0].min(), pts[:, 1].min(), pts[:, 0].max(), pts[:, 1].max()])
+
+
+def crop_frame(box, margin=MARGIN) -> np.ndarray:
+    """(x0, y0, width, height) of the crop around a box: crop (u, v) in [0, 1] is pixel
+    (x0 + u * width, y0 + v * height)."""
+    x0, y0, x1, y1 = np.asarray(box, dtype=float)
+    w, h = max(x1 - x0, 4.0) * margin[0], max(y1 - y0, 4.0) * margin[1]
+    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+    return np.array([cx - w / 2, cy - h / 2, w, h])
+
+
+def cut_crop(image: np.ndarray, frame, size: int) -> np.ndarray:
+    """The crop (size, size) of ``image`` at ``frame``, bilinear, edges repeated."""
+    x0, y0, w, h = frame
+    centres = (np.arange(size) + 0.5) / size
+    yy, xx = np.meshgrid(y0 + centres * h - 0.5, x0 + centres * w - 0.5, indexing="ij")
+    return ndimage.map_coordinates(image, [yy, xx], order=1, mode="nearest").astype(np.float32)
+
+
+def pixels_to_crop(points_xy, frame) -> np.ndarray:
+    x0, y0, w, h = frame
+    pts = np.asarray(points_xy, dtype=float)
+    return np.stack([(pts[:, 0] + 0.5 - x0) / w, (pts[:, 1] + 0.5 - y0) / h], axis=-1)
+
+
+def crop_to_pixels(points_uv, frame) -> np.ndarray:
+    x0, y0, w, h = frame
+    pts = np.asarray(points_uv, dtype=float)
+    return np.stack([x0 + pts[:, 0] * w - 0.5, y0 + pts[:, 1] * h - 0.5], axis=-1)
+
+
+def from_distal_tip(points_xy) -> np.ndarray:
+    """Shift the closed point list cyclically so point 0 is the topmost (distal when fingers
+    point up); the counter-clockwise order is kept."""
+    pts = np.asarray(points_xy, dtype=float)
+    return np.roll(pts, -int(np.argmin(pts[:, 1])), axis=0)
+
+
+def largest_component_box(mask: np.ndarray):
+    """Box (x0, y0, x1, y1) of the largest connected component, or None when the mask is empty."""
+    labels, n = ndimage.label(mask)
+    if n == 0:
+        return None
+    sizes = ndimage.sum(mask, labels, range(1, n + 1))
+    ys, xs = np.nonzero(labels == int(np.argmax(sizes)) + 1)
+    return np.array([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1], dtype=float)
