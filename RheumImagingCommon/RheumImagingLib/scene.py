@@ -87,6 +87,14 @@ def patient_of(scene, node) -> str | None:
     return None
 
 
+def table_row(table, name: str) -> int:
+    """Index of the row whose first cell is ``name`` (result tables are keyed by their first column)."""
+    for row in range(table.GetNumberOfRows()):
+        if table.GetCellText(row, 0) == name:
+            return row
+    raise KeyError(f"{table.GetName()} has no row {name!r}")
+
+
 def _storable_nodes(scene):
     nodes = scene.GetNodesByClass("vtkMRMLStorableNode")
     for i in range(nodes.GetNumberOfItems()):

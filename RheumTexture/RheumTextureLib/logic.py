@@ -16,7 +16,7 @@ import numpy as np
 import vtk
 
 from RheumImagingLib.geometry import control_points_ras, pixel_to_ras, ras_to_pixel, set_control_points_ras
-from RheumImagingLib.scene import place_under_patient, provenance, set_provenance
+from RheumImagingLib.scene import place_under_patient, provenance, set_provenance, table_row
 
 BONES = ("MC2", "MC3", "MC4")
 STUDY_THRESHOLD = 0.43  # EULAR 2020 SAT0564: OR 3.42 for a texture score > 0.43
@@ -183,15 +183,8 @@ class RheumTextureLogic:
             volume.SetNodeReferenceID(_TABLE_ROLE, table.GetID())
         return table
 
-    @staticmethod
-    def _row(table, name):
-        for row in range(table.GetNumberOfRows()):
-            if table.GetCellText(row, 0) == name:
-                return row
-        raise KeyError(name)
-
     def _write_bone_row(self, table, bone, folds):
-        row = self._row(table, bone)
+        row = table_row(table, bone)
         for k, p in enumerate(folds):
             table.SetCellText(row, 1 + k, f"{p:.6f}")
         table.SetCellText(row, 1 + N_FOLDS, f"{float(np.mean(folds)):.6f}")
@@ -199,8 +192,8 @@ class RheumTextureLogic:
 
     def _write_hand_row(self, table, threshold):
         """Hand score = mean over bones of the ensemble score (per fold: mean over bones)."""
-        folds = np.array([[float(table.GetCellText(self._row(table, b), 1 + k)) for k in range(N_FOLDS)] for b in BONES])
-        row = self._row(table, HAND_ROW)
+        folds = np.array([[float(table.GetCellText(table_row(table, b), 1 + k)) for k in range(N_FOLDS)] for b in BONES])
+        row = table_row(table, HAND_ROW)
         for k, p in enumerate(folds.mean(axis=0)):
             table.SetCellText(row, 1 + k, f"{p:.6f}")
         hand = float(folds.mean())

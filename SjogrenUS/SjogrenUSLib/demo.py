@@ -13,7 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-TRAIN_PATIENTS = 16
+TRAIN_PATIENTS = 24
 TEST_PATIENTS = 30
 
 

@@ -19,7 +19,7 @@ import vtk
 
 from RheumImagingLib.errors import InputError
 from RheumImagingLib.geometry import control_points_ras, pixel_to_ras, set_control_points_ras
-from RheumImagingLib.scene import place_under_patient, provenance, set_provenance
+from RheumImagingLib.scene import place_under_patient, provenance, set_provenance, table_row
 
 from . import echogenicity as echo_mod
 from .measure import line_length_mm
@@ -143,7 +143,7 @@ class SjogrenUSLogic:
         pixels = array_from_volume(volume).astype(np.float32)
         result = analyse_image(site, pixels, spacing_mm(volume), None, self._system_of(table), labels=labels)
         set_provenance(seg, edited="true", time=info["time"])
-        row = self._row(table, site)
+        row = table_row(table, site)
         for col in range(1, len(COLUMNS)):
             table.SetCellText(row, col, "")
         if site == "mucosa":
@@ -163,7 +163,7 @@ class SjogrenUSLogic:
         low, high = self.system.get("grade_range", [0, 4])
         if int(grade) != grade or not low <= grade <= high:
             raise ValueError(f"grade must be an integer {low}-{high} in {self.system['name']}, not {grade!r}")
-        row = self._row(table, site)
+        row = table_row(table, site)
         measured = table.GetCellText(row, COLUMNS.index("grade"))
         table.SetCellText(row, COLUMNS.index("grade"), str(int(grade)))
         table.SetCellText(row, COLUMNS.index("status"), f"overridden by user (measured: {measured or 'none'})")
@@ -176,7 +176,7 @@ class SjogrenUSLogic:
         table = self._resolve_table(table_or_patient)
         if cls not in echo_mod.CLASSES:
             raise ValueError(f"echogenicity must be one of {echo_mod.CLASSES}, not {cls!r}")
-        row = self._row(table, "mucosa")
+        row = table_row(table, "mucosa")
         measured = table.GetCellText(row, COLUMNS.index("echogenicity"))
         table.SetCellText(row, COLUMNS.index("echogenicity"), cls)
         self._append_status(table, row, f"echogenicity overridden by user (measured: {measured or 'none'})")
@@ -195,7 +195,7 @@ class SjogrenUSLogic:
         if len(points) != 2:
             raise ValueError(f"{line.GetName()} needs two points, has {len(points)}")
         thickness = line_length_mm(points[0], points[1], is_calibrated(volume))
-        row = self._row(table, "mucosa")
+        row = table_row(table, "mucosa")
         status_col = COLUMNS.index("status")
         kept = [n for n in table.GetCellText(row, status_col).split("; ") if n.startswith("echogenicity")]
         if thickness.status == "ok":
@@ -276,7 +276,7 @@ class SjogrenUSLogic:
         for site in SITES:
             if site not in volumes:
                 continue
-            row = self._row(table, site)
+            row = table_row(table, site)
             for col in range(1, len(COLUMNS)):
                 table.SetCellText(row, col, "")
         return table
@@ -358,20 +358,13 @@ class SjogrenUSLogic:
         return line
 
     @staticmethod
-    def _row(table, name):
-        for row in range(table.GetNumberOfRows()):
-            if table.GetCellText(row, 0) == name:
-                return row
-        raise KeyError(name)
-
-    @staticmethod
     def _append_status(table, row, note):
         col = COLUMNS.index("status")
         old = table.GetCellText(row, col)
         table.SetCellText(row, col, f"{old}; {note}" if old else note)
 
     def _write_gland_row(self, table, site, gland):
-        row = self._row(table, site)
+        row = table_row(table, site)
         if gland is None or gland.status != "ok":
             reason = gland.reason if gland else "not measured"
             table.SetCellText(row, COLUMNS.index("status"), f"{UNAVAILABLE}: {reason}")
@@ -381,7 +374,7 @@ class SjogrenUSLogic:
         table.SetCellText(row, COLUMNS.index("status"), "ok")
 
     def _write_mucosa_row(self, table, thickness, echo):
-        row = self._row(table, "mucosa")
+        row = table_row(table, "mucosa")
         notes = []
         if thickness.status == "ok":
             table.SetCellText(row, COLUMNS.index("thickness_mm"), _fmt(thickness.mean_mm))
@@ -424,7 +417,7 @@ class SjogrenUSLogic:
                                gland_why or mucosa_why),
         }
         for name, (value, positive, cutoff, why) in entries.items():
-            row = self._row(table, name)
+            row = table_row(table, name)
             table.SetCellText(row, COLUMNS.index("grade"), _fmt(value))
             if value is None:
                 status = why
