@@ -7,6 +7,7 @@ that the modules' logic, the command line and the tests all work on a real scene
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from pathlib import Path
@@ -50,9 +51,11 @@ def application_logic(scene):
 
 
 def set_provenance(node, **attributes) -> None:
-    """Record where a result came from as node attributes (saved with the scene)."""
+    """Record where a result came from as node attributes (saved with the scene); values
+    that are not text (numbers, lists of checksums) are stored as JSON."""
     for key, value in attributes.items():
-        node.SetAttribute(PROVENANCE_PREFIX + key, "" if value is None else str(value))
+        text = "" if value is None else value if isinstance(value, str) else json.dumps(value)
+        node.SetAttribute(PROVENANCE_PREFIX + key, text)
 
 
 def provenance(node) -> dict[str, str]:
