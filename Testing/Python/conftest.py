@@ -58,3 +58,16 @@ def texture_bundle_trained(tmp_path_factory, texture_datalist):
 
     return train_folds(BUNDLE_DIR, texture_datalist, tmp_path_factory.mktemp("texture") / "bundle", config="demo",
                        overrides={"patch_size": 32, "max_epochs": 1, "val_interval": 1, "batch_size": 8})
+
+
+@pytest.fixture(scope="session")
+def contour_bundle_trained(tmp_path_factory):
+    """The metacarpal_contour bundle trained once on 6 phantoms (demo sizes, few epochs; ~35 s):
+    a ready-to-use bundle folder with models/localiser.pt, models/curvegcn.pt and cohort.csv."""
+    from RheumTextureLib.contour import BUNDLE_DIR, train_contour_bundle
+    from RheumTextureLib.phantom import generate_cohort
+
+    root = tmp_path_factory.mktemp("contour")
+    cohort = generate_cohort(root / "phantoms", 6, 31)
+    return train_contour_bundle(BUNDLE_DIR, cohort, root / "bundle", config="demo",
+                                overrides={"stage1#max_epochs": 50, "stage2#max_epochs": 40})
