@@ -150,3 +150,20 @@ def test_sjogren_bad_input(tmp_path, capsys, edit, message):
     assert sjogrenus(["analyze", str(path), "--out", str(tmp_path / "out")]) == 2
     err = capsys.readouterr().err
     assert message in err and str(path) in err
+
+
+def test_sjogren_unmeasured_patients_are_left_out_only_where_needed(tmp_path, capsys):
+    """`sjogrenus score` leaves thickness and mucosa score empty when the mucosa could not be measured:
+    those patients still count for the 0-16 gland score, and are named as left out of the rest."""
+    full = _sjogren_cohort()
+    df = full.astype({"mucosa_score": object, "thickness_mm": object})
+    df.loc[df.index[:3], ["mucosa_score", "thickness_mm"]] = ""
+    assert sjogrenus(["analyze", str(_write(tmp_path, df)), "--out", str(tmp_path / "out")]) == 0
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert report["excluded"]["0-18"] == 3 and report["excluded"]["thickness"] == 3
+    assert report["systems"]["0-16"]["n_patients"] == len(full) and report["systems"]["0-18"]["n_patients"] == len(full) - 3
+    assert report["thickness"]["n_patients"] == len(full) - 3
+    assert report["systems"]["0-16"]["cutoff"] == 6  # the gland score still uses every patient
+    df.loc[df.index[3], "thickness_mm"] = "n/a"  # text is still an error, not a silent gap
+    assert sjogrenus(["analyze", str(_write(tmp_path, df)), "--out", str(tmp_path / "out2")]) == 2
+    assert "column 'thickness_mm', row 4" in capsys.readouterr().err

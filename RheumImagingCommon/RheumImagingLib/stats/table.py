@@ -13,9 +13,12 @@ import pandas as pd
 from ..errors import InputError
 
 
-def read_scores(path, numeric=(), categorical: dict | None = None, required=()) -> pd.DataFrame:
+def read_scores(path, numeric=(), categorical: dict | None = None, required=(), may_be_empty=()) -> pd.DataFrame:
     """Read ``path``; check ``required`` columns exist, ``numeric`` cells are finite numbers, ``categorical``
-    cells are among the allowed values, and ``label`` (if required) holds both classes 0 and 1."""
+    cells are among the allowed values, and ``label`` (if required) holds both classes 0 and 1.
+
+    An empty cell in a ``may_be_empty`` column is a measurement that was not available (read as
+    NaN, and the analyses that need it leave that row out); anything else must be a number."""
     path = Path(path)
     if not path.is_file():
         raise InputError(path, "no such file")
@@ -34,6 +37,9 @@ def read_scores(path, numeric=(), categorical: dict | None = None, required=()) 
         values = []
         for i, cell in enumerate(raw[col], start=1):
             text = cell.strip()
+            if not text and col in may_be_empty:
+                values.append(math.nan)
+                continue
             try:
                 v = float(text)
             except ValueError:
