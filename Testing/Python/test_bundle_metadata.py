@@ -1,0 +1,67 @@
+"""Every bundle is a model-zoo bundle: the files, the metadata fields MONAI's bundle
+specification requires, the model zoo's version/changelog rule, MONAI Label's inference
+keys, and MONAI's own ``verify_metadata`` whenever the schema is at hand."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO
+
+BUNDLES = {  # bundle -> words its references must cite
+    "metacarpal_contour": ("Curve-GCN", "SAT0564"),
+    "ra_bone_texture": ("Deep TEN", "SAT0564"),
+    "sjogren_us_segmentation": ("OMERACT", "Sjogren"),
+}
+FILES = ["configs/metadata.json", "configs/train.json", "configs/inference.json", "configs/evaluate.json",
+         "configs/multi_gpu_train.json", "configs/demo.json", "configs/logging.conf", "docs/README.md",
+         "LICENSE", "large_files.yml"]
+REQUIRED = ["schema", "version", "changelog", "monai_version", "pytorch_version", "numpy_version",
+            "required_packages_version", "task", "description", "authors", "copyright", "license",
+            "references", "network_data_format"]
+TENSOR_FIELDS = ["type", "format", "num_channels", "spatial_shape", "dtype", "value_range", "is_patch_data",
+                 "channel_def"]
+
+
+def _semver(v: str) -> tuple[int, ...]:
+    return tuple(int(p) for p in v.split("."))
+
+
+@pytest.mark.parametrize("name", BUNDLES)
+def test_model_zoo_layout_and_metadata(name):
+    root = REPO / "monai_bundle" / name
+    for rel in FILES:
+        assert (root / rel).is_file(), rel
+    meta = json.loads((root / "configs" / "metadata.json").read_text())
+    for key in REQUIRED:
+        assert meta.get(key) not in (None, "", {}, []), f"{name}: metadata.json lacks {key}"
+    assert re.fullmatch(r"\d+\.\d+\.\d+", meta["version"])
+    assert meta["version"] == max(meta["changelog"], key=_semver), "the version is the newest changelog entry"
+    references = " ".join(meta["references"])
+    assert all(word in references for word in BUNDLES[name]), references
+    for kind in ("inputs", "outputs"):
+        for spec in meta["network_data_format"][kind].values():
+            missing = [f for f in TENSOR_FIELDS if f not in spec]
+            assert not missing, (name, kind, missing)
+    configs = {n: json.loads((root / "configs" / f"{n}.json").read_text())
+               for n in ("train", "inference", "evaluate", "multi_gpu_train", "demo")}
+    for key in ("network_def", "preprocessing", "inferer", "postprocessing"):  # MONAI Label bundle tasks
+        assert key in configs["inference"], key
+    large = (root / "large_files.yml").read_text()
+    assert "url:" in large and "hash_type" in large
+
+
+@pytest.mark.parametrize("name", BUNDLES)
+def test_verify_metadata_against_schema_when_present(name):
+    schema = Path(os.environ.get("MONAI_META_SCHEMA", str(REPO / "monai_bundle" / "meta_schema.json")))
+    if not schema.is_file():
+        pytest.skip("MONAI's metadata schema is a release download that cannot be fetched here "
+                    "(set MONAI_META_SCHEMA to a local copy to run verify_metadata)")
+    from monai.bundle import verify_metadata
+
+    verify_metadata(meta_file=str(REPO / "monai_bundle" / name / "configs" / "metadata.json"), filepath=str(schema))
