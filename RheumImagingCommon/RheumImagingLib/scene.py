@@ -116,7 +116,7 @@ def save_scene(scene, directory: str | os.PathLike, *, overwrite: bool = False) 
     Existing files are never replaced unless ``overwrite`` is set; the check happens
     before anything is written, so a refused save leaves the folder untouched.
     """
-    directory = Path(directory)
+    directory = Path(directory).resolve()  # storage paths are written relative to the scene file
     plan = []
     used = set()
     for node in _storable_nodes(scene):
@@ -174,7 +174,7 @@ def load_scene(path: str | os.PathLike):
     import tempfile
     import zipfile
 
-    path = Path(path)
+    path = Path(path).resolve()
     if not path.exists():
         raise InputError(path, "no such scene file")
     scene = new_scene()

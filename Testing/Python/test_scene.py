@@ -46,6 +46,15 @@ def test_scene_folder_round_trip(scene, tmp_path):
     _check(load_scene(tmp_path / "out" / "scene.mrml"), pixels)
 
 
+def test_scene_saved_to_a_relative_folder_reloads(scene, tmp_path, monkeypatch):
+    """Command lines get folders relative to where the user stands; the scene must not depend on it."""
+    pixels = _populated(scene)
+    monkeypatch.chdir(tmp_path)
+    save_scene(scene, "out/case")
+    monkeypatch.chdir("/")
+    _check(load_scene(tmp_path / "out" / "case" / "scene.mrml"), pixels)
+
+
 def test_mrb_round_trip(scene, tmp_path):
     pixels = _populated(scene)
     _check(load_scene(save_bundle(scene, tmp_path / "case.mrb")), pixels)
