@@ -24,8 +24,10 @@ def _extra_configs(bundle_dir) -> list[str]:
 class MetacarpalContourer:
     """Contours MC2, MC3 and MC4 of a radiograph (fingers up) with the bundle's two networks."""
 
-    def __init__(self, bundle_dir, device: str = "cpu"):
+    def __init__(self, bundle_dir, device: str = "cpu", runtime: str = "auto"):
         import torch
+
+        from RheumImagingLib.runtime import prepare
 
         self.bundle = Bundle(bundle_dir, ["inference", *_extra_configs(bundle_dir)])
         self.bundle.parser["device"] = f"$torch.device({device!r})"
@@ -36,8 +38,13 @@ class MetacarpalContourer:
         curvegcn = self.bundle.get("curvegcn_def")
         self.sha256 = {name: load_checkpoint(net, self.checkpoints[name])
                        for name, net in (("localiser", localiser), ("curvegcn", curvegcn))}
-        self.bundle.parser["network_def"] = localiser.to(self.device).eval()
-        self.bundle.parser["curvegcn_def"] = curvegcn.to(self.device).eval()
+        crop = int(self.bundle.get("crop_size"))
+        shapes = {"localiser": (1, *self.bundle.get("localiser_size")), "curvegcn": (1, crop, crop)}
+        self.networks = {name: prepare(net.to(self.device), shapes[name], key=self.sha256[name], runtime=runtime,
+                                       device=self.device, label=f"{self.bundle.name} {name}")
+                         for name, net in (("localiser", localiser), ("curvegcn", curvegcn))}
+        self.bundle.parser["network_def"] = self.networks["localiser"]
+        self.bundle.parser["curvegcn_def"] = self.networks["curvegcn"]
         self.predictor = self.bundle.get("predictor")
 
     def predict(self, pixels) -> dict:
@@ -57,9 +64,12 @@ class MetacarpalContourer:
                 for bone, info in result.items()}
 
     def provenance(self) -> dict:
+        from RheumImagingLib.runtime import runtime_name
+
         return {"bundle": self.bundle.name, "bundle_version": self.bundle.version,
                 "checkpoints": [p.name for p in self.checkpoints.values()],
-                "checkpoint_sha256": [self.sha256[name] for name in self.checkpoints]}
+                "checkpoint_sha256": [self.sha256[name] for name in self.checkpoints],
+                "runtime": runtime_name(self.networks["localiser"])}
 
 
 def train_contour_bundle(bundle_dir, cohort_csv, out_dir, config: str | None = "demo",

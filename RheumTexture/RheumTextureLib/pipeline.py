@@ -17,7 +17,7 @@ TEXTURE_BUNDLE = "ra_bone_texture"
 class HandScorer:
     """The contour model and the five-fold texture ensemble of one bundle folder."""
 
-    def __init__(self, bundle_root: str | Path | None = None, device: str = "cpu"):
+    def __init__(self, bundle_root: str | Path | None = None, device: str = "cpu", runtime: str = "auto"):
         from .contour import MetacarpalContourer
         from .texture import TextureEnsemble
 
@@ -25,8 +25,8 @@ class HandScorer:
         for name in (CONTOUR_BUNDLE, TEXTURE_BUNDLE):
             if not (self.bundle_root / name).is_dir():
                 raise InputError(self.bundle_root, f"no {name} bundle in this folder")
-        self.contourer = MetacarpalContourer(self.bundle_root / CONTOUR_BUNDLE, device=device)
-        self.ensemble = TextureEnsemble(self.bundle_root / TEXTURE_BUNDLE, device=device)
+        self.contourer = MetacarpalContourer(self.bundle_root / CONTOUR_BUNDLE, device=device, runtime=runtime)
+        self.ensemble = TextureEnsemble(self.bundle_root / TEXTURE_BUNDLE, device=device, runtime=runtime)
 
     def contour(self, pixels: np.ndarray) -> dict:
         return self.contourer.predict(pixels)

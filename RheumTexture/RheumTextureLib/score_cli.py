@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from RheumImagingLib.errors import InputError
+from RheumImagingLib.runtime import add_runtime_option
 
 from .logic import BONES, N_FOLDS, STUDY_THRESHOLD
 
@@ -60,8 +61,12 @@ def _write_csv(path: Path, rows: list[dict]) -> None:
 
 
 def score_images(images: list[Path], out: Path, *, bundle=None, cohort: Path | None = None,
-                 scene_dir: Path | None = None, threshold: float = STUDY_THRESHOLD, progress: bool = True) -> dict:
-    """Score every image; returns counts and the paths written."""
+                 scene_dir: Path | None = None, threshold: float = STUDY_THRESHOLD, progress: bool = True,
+                 runtime: str = "auto", scorer=None) -> dict:
+    """Score every image; returns counts and the paths written.
+
+    ``scorer``: a loaded :class:`HandScorer` to reuse (else one is loaded from ``bundle`` with ``runtime``).
+    """
     from tqdm import tqdm
 
     from RheumImagingLib.imageio import read_image
@@ -75,7 +80,7 @@ def score_images(images: list[Path], out: Path, *, bundle=None, cohort: Path | N
     if existing:
         raise InputError(existing[0], "already exists; choose another --out")
     known = read_cohort(cohort) if cohort else {}
-    scorer = HandScorer(bundle)
+    scorer = scorer or HandScorer(bundle, runtime=runtime)
     bone_rows, image_rows, failures = [], [], []
     for path in tqdm(images, desc="scoring", unit="image", disable=not progress, file=sys.stderr):
         try:
@@ -153,7 +158,7 @@ def run(args) -> int:
         images = sorted(read_cohort(Path(args.cohort)))
     result = score_images(images, Path(args.out), bundle=args.bundle, cohort=Path(args.cohort) if args.cohort else None,
                           scene_dir=Path(args.scene_dir) if args.scene_dir else None, threshold=args.threshold,
-                          progress=not args.no_progress)
+                          progress=not args.no_progress, runtime=args.runtime)
     print(f"scored {result['scored']} image(s), skipped {result['failed']}; wrote "
           + ", ".join(str(p) for p in result["outputs"]))
     return 0 if result["scored"] else 1
@@ -170,4 +175,5 @@ def register(subparsers) -> None:
     parser.add_argument("--scene-dir", default=None, help="also save one MRML scene per image into this new folder")
     parser.add_argument("--threshold", type=float, default=STUDY_THRESHOLD, help="study threshold (default 0.43)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_runtime_option(parser)
     parser.set_defaults(func=run)

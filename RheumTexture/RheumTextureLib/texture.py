@@ -16,8 +16,10 @@ BUNDLE_DIR = default_bundle_root() / "ra_bone_texture"
 class TextureEnsemble:
     """Scores the distal third of each bone of an image with every fold model (models loaded once)."""
 
-    def __init__(self, bundle_dir, device: str = "cpu", overrides: dict | None = None):
+    def __init__(self, bundle_dir, device: str = "cpu", overrides: dict | None = None, runtime: str = "auto"):
         import torch
+
+        from RheumImagingLib.runtime import prepare
 
         self.bundle = Bundle(bundle_dir, ["inference", *self._extra_configs(bundle_dir)], overrides)
         self.checkpoints = [str(p) for p in self.bundle.get("checkpoints")]
@@ -26,6 +28,10 @@ class TextureEnsemble:
         self.device = torch.device(device)
         self.bundle.parser["device"] = f"$torch.device({device!r})"
         self.network = self.bundle.get("network").to(self.device).eval()
+        size = int(self.bundle.get("patch_size"))
+        for k, model in enumerate(self.network.models):  # the ensemble averages whatever runs each fold
+            self.network.models[k] = prepare(model, (1, size, size), key=self.network.sha256[k], runtime=runtime,
+                                             device=self.device, label=f"{self.bundle.name} fold {k + 1}")
         self.preprocessing = self.bundle.get("preprocessing")
 
     @staticmethod
@@ -64,9 +70,11 @@ class TextureEnsemble:
         return float(np.mean([s["score"] for s in bone_scores.values()]))
 
     def provenance(self) -> dict:
+        from RheumImagingLib.runtime import runtime_name
+
         return {"bundle": self.bundle.name, "bundle_version": self.bundle.version,
                 "checkpoints": [Path(c).name for c in self.checkpoints],
-                "checkpoint_sha256": list(self.network.sha256)}
+                "checkpoint_sha256": list(self.network.sha256), "runtime": runtime_name(self.network.models[0])}
 
 
 def train_folds(bundle_dir, datalist_path, out_dir, config: str | None = "demo", folds=range(5),

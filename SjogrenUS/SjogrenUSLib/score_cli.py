@@ -6,6 +6,7 @@ import csv
 from pathlib import Path
 
 from RheumImagingLib.errors import InputError
+from RheumImagingLib.runtime import add_runtime_option
 
 from .patient import ROW_COLUMNS, SITES, analyse_image, patient_row
 from .scoring import load_system
@@ -25,10 +26,11 @@ def register(subparsers) -> None:
                         help="scoring system name (hocevar_0_4, omeract_0_3) or a JSON file (default hocevar_0_4)")
     parser.add_argument("--out", required=True, help="output scores CSV (not overwritten unless --overwrite)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
+    add_runtime_option(parser)
     parser.set_defaults(func=_run)
 
 
-def _studies(inputs: list[str]) -> list[tuple[str, object, dict]]:
+def studies_from_inputs(inputs: list[str]) -> list[tuple[str, object, dict]]:
     """(patient_id, label, {site or None: path}) per patient."""
     if len(inputs) == 1 and inputs[0].lower().endswith(".csv"):
         cohort = Path(inputs[0])
@@ -55,19 +57,30 @@ def _run(args) -> int:
     if out.exists() and not args.overwrite:
         raise InputError(out, "already exists; choose another --out or pass --overwrite")
     system = load_system(args.scoring_system)
-    studies = _studies(args.inputs)
+    studies = studies_from_inputs(args.inputs)
     bundle = Path(args.bundle) if args.bundle else BUNDLE_DIR
     if not (bundle / "models" / "model.pt").is_file():
         raise InputError(bundle, "no trained weights (models/model.pt); train with 'sjogrenus train' and pass --bundle")
+    from .segmentation import USSegmenter
+
+    segmenter = USSegmenter(bundle, runtime=args.runtime)  # loaded once for all images
+    result = score_studies(studies, out, segmenter, system)
+    print(f"wrote {result['patients']} patients to {out}"
+          + (f" ({result['failed']} images skipped)" if result["failed"] else ""))
+    return 0
+
+
+def score_studies(studies, out: Path, segmenter, system: dict, progress: bool = True) -> dict:
+    """Segment, measure and score each (patient_id, label, {site: path}) study; writes ``out``.
+
+    Images stream one at a time (memory flat in the cohort size); a failing image is skipped and noted.
+    """
     from tqdm import tqdm
 
     from RheumImagingLib.imageio import read_image
 
-    from .segmentation import USSegmenter
-
-    segmenter = USSegmenter(bundle)  # loaded once for all images
     rows, failures = [], 0
-    for pid, label, paths in tqdm(studies, desc="scoring", unit="patient"):
+    for pid, label, paths in tqdm(studies, desc="scoring", unit="patient", disable=not progress):
         results, notes = {}, []
         for site, path in paths.items():
             try:
@@ -85,5 +98,4 @@ def _run(args) -> int:
         writer = csv.DictWriter(f, fieldnames=ROW_COLUMNS)
         writer.writeheader()
         writer.writerows(rows)
-    print(f"wrote {len(rows)} patients to {out}" + (f" ({failures} images skipped)" if failures else ""))
-    return 0
+    return {"patients": len(rows), "failed": failures}

@@ -40,17 +40,22 @@ SITE_COLUMNS = (
 class USSegmenter:
     """The trained network of a bundle folder, loaded once; ``predict`` labels one 2-D image."""
 
-    def __init__(self, bundle_dir: str | Path = BUNDLE_DIR, device: str = "cpu", checkpoint: str | Path | None = None):
+    def __init__(self, bundle_dir: str | Path = BUNDLE_DIR, device: str = "cpu", checkpoint: str | Path | None = None,
+                 runtime: str = "auto"):
         import torch
         from monai.transforms import Compose, LoadImaged, SaveImaged
+
+        from RheumImagingLib.runtime import prepare
 
         self.bundle = Bundle(bundle_dir, "inference")
         self.bundle.parser["device"] = f"$torch.device('{torch.device(device)}')"
         self.device = torch.device(device)
         self.checkpoint = Path(checkpoint) if checkpoint else self.bundle.root / "models" / "model.pt"
-        self.network = self.bundle.get("network_def")
-        self.checkpoint_sha256 = load_checkpoint(self.network, self.checkpoint, key="model")
-        self.network.to(self.device).eval()
+        network = self.bundle.get("network_def")
+        self.checkpoint_sha256 = load_checkpoint(network, self.checkpoint, key="model")
+        window = (1, *self.bundle.get("patch_size"))  # the sliding window's input (roi_size)
+        self.network = prepare(network.to(self.device), window, key=self.checkpoint_sha256, runtime=runtime,
+                               device=self.device, label=f"{self.bundle.name} network")
         # As MONAI Label's BundleInferTask: the caller supplies the pixels, nothing is written.
         pre = self.bundle.get("preprocessing").transforms
         post = self.bundle.get("postprocessing").transforms
@@ -83,6 +88,8 @@ class USSegmenter:
 
     def provenance(self) -> dict[str, str]:
         """Attributes to store on the nodes this network produced."""
+        from RheumImagingLib.runtime import runtime_name
+
         return {
             "bundle": self.bundle.name,
             "bundle_version": self.bundle.version,
@@ -90,6 +97,7 @@ class USSegmenter:
             "checkpoint": str(self.checkpoint),
             "checkpoint_sha256": self.checkpoint_sha256,
             "labels": ", ".join(f"{k} {v}" for k, v in LABELS.items()),
+            "runtime": runtime_name(self.network),
         }
 
 

@@ -13,6 +13,19 @@ REPO = Path(__file__).resolve().parents[2]
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 
+@pytest.fixture(scope="session", autouse=True)
+def onnx_cache(tmp_path_factory):
+    """Networks exported to ONNX during the tests are cached in the session's temp folder, not ~/.cache."""
+    path = tmp_path_factory.mktemp("onnx_cache")
+    previous = os.environ.get("RHEUM_IMAGING_CACHE")
+    os.environ["RHEUM_IMAGING_CACHE"] = str(path)
+    yield path
+    if previous is None:
+        os.environ.pop("RHEUM_IMAGING_CACHE", None)
+    else:
+        os.environ["RHEUM_IMAGING_CACHE"] = previous
+
+
 @pytest.fixture
 def scene():
     """A fresh slicer-core MRML scene with the module logics Slicer registers."""
