@@ -34,6 +34,8 @@ def cache_dir() -> Path:
 
 def runtime_name(network) -> str:
     """What runs ``network``, with its version (for provenance)."""
+    import torch
+
     from .onnx_network import OnnxRuntimeNetwork
 
     if isinstance(network, OnnxRuntimeNetwork):

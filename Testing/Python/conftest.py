@@ -84,3 +84,12 @@ def contour_bundle_trained(tmp_path_factory):
     cohort = generate_cohort(root / "phantoms", 6, 31)
     return train_contour_bundle(BUNDLE_DIR, cohort, root / "bundle", config="demo",
                                 overrides={"stage1#max_epochs": 50, "stage2#max_epochs": 40})
+
+
+@pytest.fixture(scope="session")
+def trained_bundles(tmp_path_factory, contour_bundle_trained, texture_bundle_trained):
+    """One folder holding both trained bundles, as `rheumtexture train` writes it."""
+    root = tmp_path_factory.mktemp("bundles")
+    (root / "metacarpal_contour").symlink_to(contour_bundle_trained, target_is_directory=True)
+    (root / "ra_bone_texture").symlink_to(texture_bundle_trained, target_is_directory=True)
+    return root

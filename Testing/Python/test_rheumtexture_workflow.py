@@ -15,15 +15,6 @@ from RheumImagingLib.scene import load_scene, provenance, save_scene
 
 
 @pytest.fixture(scope="session")
-def trained_bundles(tmp_path_factory, contour_bundle_trained, texture_bundle_trained):
-    """One folder holding both trained bundles, as `rheumtexture train` writes it."""
-    root = tmp_path_factory.mktemp("bundles")
-    (root / "metacarpal_contour").symlink_to(contour_bundle_trained, target_is_directory=True)
-    (root / "ra_bone_texture").symlink_to(texture_bundle_trained, target_is_directory=True)
-    return root
-
-
-@pytest.fixture(scope="session")
 def scorer(trained_bundles):
     from RheumTextureLib.pipeline import HandScorer
 

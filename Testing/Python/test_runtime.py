@@ -1,0 +1,126 @@
+"""The optimised inference path: ONNX Runtime gives the scores eager PyTorch gives on phantoms,
+is exported once per checkpoint, and without onnxruntime the eager network runs with a warning."""
+
+from __future__ import annotations
+
+import csv
+import logging
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from RheumImagingLib import runtime
+from RheumImagingLib.errors import InputError
+
+
+def _rows(path):
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_rheumtexture_scores_equal_with_onnxruntime_and_eager(trained_bundles, tmp_path):
+    from RheumTextureLib.phantom import generate_cohort
+    from RheumTextureLib.pipeline import HandScorer
+    from RheumTextureLib.score_cli import score_images
+
+    cohort = generate_cohort(tmp_path / "phantoms", 3, seed=41)
+    images = sorted((cohort.parent / "images").glob("*.dcm"))
+    tables = {}
+    for name in ("onnxruntime", "torch"):
+        scorer = HandScorer(trained_bundles, runtime=name)
+        assert scorer.provenance()["texture_runtime"].startswith(name)
+        assert scorer.provenance()["contour_runtime"].startswith(name)
+        score_images(images, tmp_path / name / "scores.csv", scorer=scorer, progress=False)
+        tables[name] = _rows(tmp_path / name / "scores_bones.csv")
+    assert len(tables["torch"]) == 3 * len(images)
+    columns = ["score"] + [f"fold_{k}" for k in range(1, 6)]
+    fast = np.array([[float(r[c]) for c in columns] for r in tables["onnxruntime"]])
+    eager = np.array([[float(r[c]) for c in columns] for r in tables["torch"]])
+    assert np.abs(fast - eager).max() <= 1e-4
+    assert fast[:, 0].std() > 0  # real, varying scores were compared
+
+
+def test_sjogrenus_scores_equal_with_onnxruntime_and_eager(us_segmentation_trained, tmp_path):
+    from SjogrenUSLib.cli import main
+    from SjogrenUSLib.scoring import load_system
+    from SjogrenUSLib.score_cli import score_studies, studies_from_inputs
+    from SjogrenUSLib.segmentation import USSegmenter
+
+    assert main(["phantom", str(tmp_path / "phantoms"), "--patients", "2", "--seed", "13"]) == 0
+    studies = studies_from_inputs([str(tmp_path / "phantoms" / "cohort.csv")])
+    system = load_system("hocevar_0_4")
+    rows, labels = {}, {}
+    for name in ("onnxruntime", "torch"):
+        segmenter = USSegmenter(us_segmentation_trained, runtime=name)
+        assert segmenter.provenance()["runtime"].startswith(name)
+        score_studies(studies, tmp_path / f"{name}.csv", segmenter, system, progress=False)
+        rows[name] = _rows(tmp_path / f"{name}.csv")
+        labels[name] = segmenter.predict(_first_mucosa_pixels(tmp_path / "phantoms"))
+    assert np.mean(labels["onnxruntime"] == labels["torch"]) > 0.999
+    for fast, eager in zip(rows["onnxruntime"], rows["torch"]):
+        for column, value in eager.items():
+            if column.startswith("thickness") and value and column != "thickness_status":
+                assert abs(float(fast[column]) - float(value)) <= 1e-4
+            else:
+                assert fast[column] == value, column
+
+
+def _first_mucosa_pixels(folder):
+    from RheumImagingLib.imageio import read_image
+
+    return read_image(sorted((folder / "images").glob("*_mucosa.dcm"))[0]).pixels
+
+
+def _tiny_network():
+    torch.manual_seed(0)
+    return torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3, padding=1), torch.nn.ReLU(), torch.nn.Conv2d(4, 2, 1))
+
+
+def test_export_is_cached_per_key_and_outputs_match(tmp_path, monkeypatch):
+    monkeypatch.setenv("RHEUM_IMAGING_CACHE", str(tmp_path))
+    net = _tiny_network()
+    fast = runtime.prepare(net, (1, 16, 16), key="sha-a", label="tiny", runtime="onnxruntime")
+    x = torch.rand(3, 1, 16, 16)
+    with torch.no_grad():
+        assert torch.allclose(fast(x), net(x), atol=1e-5)
+    assert len(list((tmp_path / "onnx").glob("*.onnx"))) == 1
+
+    def no_export(*args):
+        raise AssertionError("exported again although cached")
+
+    monkeypatch.setattr(runtime, "_export", no_export)
+    again = runtime.prepare(_tiny_network(), (1, 16, 16), key="sha-a", label="tiny", runtime="onnxruntime")
+    assert torch.allclose(again(x), fast(x))
+    with pytest.raises(ValueError, match=r"tiny was exported for inputs \(N, 1, 16, 16\)"):
+        fast(torch.rand(1, 1, 32, 32))
+
+
+def test_unreadable_cache_file_is_exported_again(tmp_path, monkeypatch, caplog):
+    monkeypatch.setenv("RHEUM_IMAGING_CACHE", str(tmp_path))
+    runtime.prepare(_tiny_network(), (1, 8, 8), key="k", label="tiny", runtime="onnxruntime")
+    (cached,) = (tmp_path / "onnx").glob("*.onnx")
+    cached.write_bytes(b"not a model")
+    with caplog.at_level(logging.WARNING):
+        fast = runtime.prepare(_tiny_network(), (1, 8, 8), key="k", label="tiny", runtime="onnxruntime")
+    assert "ignoring unreadable cached model" in caplog.text
+    assert fast(torch.rand(1, 1, 8, 8)).shape == (1, 2, 8, 8)
+    assert cached.stat().st_size > 100  # replaced by a real export
+
+
+def test_without_onnxruntime_eager_runs_with_a_warning(texture_bundle_trained, monkeypatch, caplog):
+    from RheumTextureLib.texture import TextureEnsemble
+
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)  # import onnxruntime -> ImportError
+    with caplog.at_level(logging.WARNING):
+        ensemble = TextureEnsemble(texture_bundle_trained)
+    assert ensemble.provenance()["runtime"] == f"torch {torch.__version__}"
+    assert "onnxruntime is not installed; running eager PyTorch instead" in caplog.text
+    with pytest.raises(InputError, match="cannot run .* with ONNX Runtime: onnxruntime is not installed"):
+        TextureEnsemble(texture_bundle_trained, runtime="onnxruntime")
+
+
+def test_unknown_runtime_is_a_clear_error():
+    with pytest.raises(InputError, match="unknown runtime 'tensorrt'"):
+        runtime.prepare(_tiny_network(), (1, 8, 8), key="k", label="tiny", runtime="tensorrt")
