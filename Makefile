@@ -6,10 +6,11 @@ VENV ?= .venv
 # a multi-GB CUDA build by accident. Choose another build with TORCH_SPEC=...
 TORCH_SPEC ?= torch==2.13.0
 DEMO_OUT ?= demo_output
+BENCH_OUT ?= bench_output
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install demo test clean
+.PHONY: install demo test bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -30,5 +31,9 @@ demo: install
 test: install
 	$(BIN)/python -m pytest -q -ra Testing/Python
 
+# Speed and memory figures, each a ratio measured in this one run (docs/benchmarks.md).
+bench: install
+	$(BIN)/python Testing/Benchmarks/benchmark.py --out $(BENCH_OUT)
+
 clean:
-	rm -rf $(VENV) $(DEMO_OUT) build *.egg-info
+	rm -rf $(VENV) $(DEMO_OUT) $(BENCH_OUT) build *.egg-info

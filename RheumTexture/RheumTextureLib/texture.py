@@ -33,6 +33,10 @@ class TextureEnsemble:
             self.network.models[k] = prepare(model, (1, size, size), key=self.network.sha256[k], runtime=runtime,
                                              device=self.device, label=f"{self.bundle.name} fold {k + 1}")
         self.preprocessing = self.bundle.get("preprocessing")
+        with bundle_imports(self.bundle.root):
+            from scripts.roi import distal_third_frame
+
+        self._distal_third_frame = distal_third_frame
 
     @staticmethod
     def _extra_configs(bundle_dir) -> list[str]:
@@ -49,20 +53,17 @@ class TextureEnsemble:
         bones = list(contours)
         if not bones:
             return {}
-        with bundle_imports(self.bundle.root):
-            patches = [self.preprocessing({"image": image, "contour": np.asarray(contours[b], float)})["image"]
-                       for b in bones]
-            with torch.no_grad():
-                out = self.network(torch.stack([torch.as_tensor(p) for p in patches]).to(self.device)).cpu().numpy()
+        # the transforms were built with the bundle's scripts; calling them imports nothing more
+        patches = [self.preprocessing({"image": image, "contour": np.asarray(contours[b], float)})["image"]
+                   for b in bones]
+        with torch.no_grad():
+            out = self.network(torch.stack([torch.as_tensor(p) for p in patches]).to(self.device)).cpu().numpy()
         return {b: {"fold_probabilities": [float(v) for v in out[i, 1:]], "score": float(out[i, 0])}
                 for i, b in enumerate(bones)}
 
     def distal_third_frame(self, contour) -> dict:
         """The cut's oriented rectangle in pixels (to show the ROI); the same code as the cut."""
-        with bundle_imports(self.bundle.root):
-            from scripts.roi import distal_third_frame
-
-            return distal_third_frame(contour)
+        return self._distal_third_frame(contour)
 
     @staticmethod
     def hand_score(bone_scores: dict) -> float:

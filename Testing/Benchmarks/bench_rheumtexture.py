@@ -1,0 +1,242 @@
+"""`rheumtexture score` figures: overhead, interactive re-score, ONNX Runtime vs eager, memory,
+scaling and training throughput, on phantom radiographs.
+
+Timing does not depend on the weights' values, so the texture bundles get random weights: the
+paper's config (224 px patches, 5 folds) for the per-hand figures, the tests' tiny config (32 px
+patches) for the memory and scaling series (370 hands in all), whose subject is the per-image
+loop rather than the network. The contour bundle is trained for a few seconds at its demo sizes
+(a localiser must find the bones for the pipeline to run at all).
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from bench_tools import Figure, Recorder, bare_forwards, peak_rss, scaling_exponent, seconds, training_throughput
+
+from RheumImagingLib.bundle import default_bundle_root
+from RheumTextureLib.pipeline import HandScorer
+from RheumTextureLib.score_cli import score_images
+
+MODULE = "rheumtexture score"
+SCALING = (20, 50, 100, 200)
+PER_HAND = 4  # hands timed at the paper's config (about 1.5 s each with ONNX Runtime here)
+
+
+def _texture_bundle(dest: Path, patch_size: int | None) -> Path:
+    """The ra_bone_texture bundle with five random-weight folds (paper config, or smaller patches)."""
+    import sys
+
+    shutil.copytree(default_bundle_root() / "ra_bone_texture", dest, ignore=shutil.ignore_patterns("__pycache__"))
+    if patch_size:
+        (dest / "configs" / "trained_with.json").write_text(json.dumps({"patch_size": patch_size, "no_max_pool": True}))
+    sys.path.insert(0, str(dest))
+    try:
+        from scripts.deepten import DeepTEN
+
+        (dest / "models").mkdir(exist_ok=True)
+        for fold in range(5):
+            torch.manual_seed(fold)
+            torch.save(DeepTEN(in_channels=1, D=128, K=32).state_dict(), dest / "models" / f"model_fold{fold}.pt")
+    finally:
+        sys.path.remove(str(dest))
+        for name in [n for n in sys.modules if n == "scripts" or n.startswith("scripts.")]:
+            del sys.modules[name]
+    return dest
+
+
+def setup(work: Path, log) -> dict:
+    from RheumTextureLib.contour import BUNDLE_DIR, train_contour_bundle
+    from RheumTextureLib.phantom import generate_cohort
+
+    start = time.perf_counter()
+    cohort = generate_cohort(work / "phantoms", 50, 2020)
+    training = generate_cohort(work / "contour_training", 8, 7)
+    contour = train_contour_bundle(BUNDLE_DIR, training, work / "contour", config="demo",
+                                   overrides={"stage1#max_epochs": 35, "stage2#max_epochs": 1})
+    roots = {}
+    for config, patch_size in (("paper", None), ("tiny", 32)):
+        root = work / f"bundles_{config}"
+        root.mkdir()
+        (root / "metacarpal_contour").symlink_to(contour, target_is_directory=True)
+        _texture_bundle(root / "ra_bone_texture", patch_size)
+        roots[config] = root
+    log(f"set-up (50 phantoms, contour training, bundles): {time.perf_counter() - start:.0f} s")
+    return {"cohort": cohort, "images": sorted((cohort.parent / "images").glob("*.dcm")), "roots": roots}
+
+
+def _networks(scorer) -> list[tuple[object, str, object]]:
+    """(owner, attribute or index, network) for every network a hand goes through."""
+    predictor = scorer.contourer.predictor
+    folds = scorer.ensemble.network.models
+    return [(predictor, "localiser", predictor.localiser), (predictor, "curvegcn", predictor.curvegcn),
+            *[(folds, k, folds[k]) for k in range(len(folds))]]
+
+
+def _place(slots, modules) -> None:
+    """Put ``modules`` where the scorer calls its networks."""
+    for (owner, where, _), module in zip(slots, modules):
+        if isinstance(where, int):
+            owner[where] = module
+        else:
+            setattr(owner, where, module)
+
+
+def _bone_scores(path: Path) -> np.ndarray:
+    import csv
+
+    with open(path.with_name(path.stem + "_bones.csv"), newline="") as f:
+        rows = list(csv.DictReader(f))
+    return np.array([[float(r[c]) for c in ("score", *[f"fold_{k}" for k in range(1, 6)])] for r in rows])
+
+
+def per_hand_figures(data: dict, work: Path, log) -> list[Figure]:
+    """Overhead and ONNX Runtime vs eager at the paper's config, on the same hands."""
+    hands = data["images"][:PER_HAND]
+    counter = iter(range(1000))
+
+    def run(scorer, images=hands):
+        out = work / "scores" / f"run{next(counter)}.csv"
+        result = score_images(images, out, scorer=scorer, progress=False)
+        assert result["scored"] == len(images), "every benchmark hand must be scored"
+        return out
+
+    start = time.perf_counter()
+    fast = HandScorer(data["roots"]["paper"], runtime="onnxruntime")
+    load_fast = time.perf_counter() - start
+    slots = _networks(fast)
+    recorders = [Recorder(network) for *_, network in slots]
+    _place(slots, recorders)
+    fast_out = run(fast)  # warm-up, and records every network input of these hands
+    _place(slots, [network for *_, network in slots])
+    end_to_end = seconds(lambda: run(fast), repeats=2)
+    bare = min(bare_forwards(recorders) for _ in range(2))
+    log(f"paper config, {len(hands)} hands: end to end {end_to_end:.2f} s, bare forwards {bare:.2f} s")
+
+    eager = HandScorer(data["roots"]["paper"], runtime="torch")
+    run(eager, hands[:1])  # warm-up
+    eager_outs = []
+    eager_time = seconds(lambda: eager_outs.append(run(eager)))
+    difference = float(np.abs(_bone_scores(eager_outs[0]) - _bone_scores(fast_out)).max())
+    candidates = _candidates(recorders[2:], eager)
+    log(f"eager end to end {eager_time:.2f} s; candidates {candidates}")
+    config = {"config": "paper (224 px patches, 5 folds; contour model at demo sizes)", "hands": len(hands)}
+    return [
+        Figure(MODULE, "overhead: end to end / bare network forwards", end_to_end / bare, "<=", 1.2,
+               detail={**config, "end_to_end_s_per_hand": end_to_end / len(hands),
+                       "bare_forwards_s_per_hand": bare / len(hands), "runtime": "onnxruntime"}),
+        Figure(MODULE, "optimised path: eager time / ONNX Runtime time", eager_time / end_to_end, ">=", 1.5,
+               detail={**config, "eager_s_per_hand": eager_time / len(hands),
+                       "onnxruntime_s_per_hand": end_to_end / len(hands),
+                       "onnxruntime_load_s_first_export": load_fast,
+                       "bare_texture_forward_speed_vs_eager": candidates}),
+        Figure(MODULE, "optimised path: max |score difference| vs eager", difference, "<=", 1e-4, unit="",
+               detail={**config, "compared": "bone scores and 5 fold probabilities"}),
+    ]
+
+
+def _candidates(texture_recorders, eager) -> dict:
+    """Speed of the bare texture forwards relative to eager, for each inference path we could ship."""
+    folds = eager.ensemble.network.models
+    inputs = [(k, x) for k, recorder in enumerate(texture_recorders) for x in recorder.inputs[:2]]
+    with torch.no_grad():
+        example = inputs[0][1]
+        scripted = [torch.jit.optimize_for_inference(torch.jit.freeze(torch.jit.trace(m, example))) for m in folds]
+
+        def timed(models):
+            for k, x in inputs[:len(folds)]:
+                models[k](x)  # warm-up (TorchScript optimises on first calls)
+            return seconds(lambda: [models[k](x) for k, x in inputs])
+
+        eager_time = timed(folds)
+        return {"torchscript_frozen": round(eager_time / timed(scripted), 2),
+                "onnxruntime": round(eager_time / timed([r.inner for r in texture_recorders]), 2)}
+
+
+def rescore_figure(data: dict, log) -> Figure:
+    """Re-scoring one edited bone in the module logic against 5 bare ResNet18 forwards (same runtime)."""
+    from monai.networks.nets import resnet18
+
+    from RheumImagingLib.geometry import control_points_ras, set_control_points_ras
+    from RheumImagingLib.runtime import prepare
+    from RheumImagingLib.scene import new_scene
+    from RheumTextureLib.logic import RheumTextureLogic
+
+    scorer = HandScorer(data["roots"]["paper"])
+    logic = RheumTextureLogic(new_scene(), scorer=scorer)
+    volume = logic.load_radiograph(data["images"][0])
+    logic.process(volume)
+    curve = logic.curve_node(volume, "MC3")
+    points, steps = control_points_ras(curve), itertools.count(1)
+
+    def edit_and_rescore():
+        moved = points.copy()
+        moved[5, 0] += 0.1 * next(steps)  # the user drags one control point
+        set_control_points_ras(curve, moved)
+        logic.rescore_bone(volume, "MC3")
+
+    edit_and_rescore()
+    rescore = seconds(edit_and_rescore, repeats=5)
+    torch.manual_seed(0)
+    net = resnet18(spatial_dims=2, n_input_channels=1, num_classes=1)
+    bare = prepare(net, (1, 224, 224), key="benchmark-resnet18", label="bare ResNet18")
+    x = torch.rand(1, 1, 224, 224)
+    with torch.no_grad():
+        bare(x)
+        five = seconds(lambda: [bare(x) for _ in range(5)], repeats=5)
+    log(f"re-score {rescore * 1000:.0f} ms, 5 bare ResNet18 forwards {five * 1000:.0f} ms")
+    return Figure(MODULE, "interactive re-score of one bone / 5 bare ResNet18 forwards", rescore / five, "<=", 1.2,
+                  detail={"config": "paper (224 px)", "rescore_ms": rescore * 1000, "five_resnet18_ms": five * 1000,
+                          "runtime": scorer.provenance()["texture_runtime"]})
+
+
+def cohort_figures(data: dict, work: Path, log) -> list[Figure]:
+    """Memory and scaling: the same scorer on 20, 50, 100 and 200 hands (the 50 phantoms repeated)."""
+    scorer = HandScorer(data["roots"]["tiny"])
+    images = [data["images"][i % len(data["images"])] for i in range(max(SCALING))]
+    score_images(images[:2], work / "scaling" / "warmup.csv", scorer=scorer, progress=False)
+    times, peaks = {}, {}
+    for n in SCALING:
+        with peak_rss() as memory:
+            start = time.perf_counter()
+            result = score_images(images[:n], work / "scaling" / f"n{n}.csv", scorer=scorer, progress=False)
+            times[n] = time.perf_counter() - start
+        assert result["scored"] == n
+        peaks[n] = memory["peak"] / 2**20
+        log(f"{n} hands: {times[n]:.1f} s, peak RSS {peaks[n]:.0f} MiB")
+    exponent = scaling_exponent(list(times), list(times.values()))
+    config = {"config": "tiny (32 px patches, 5 folds)", "runtime": scorer.provenance()["texture_runtime"]}
+    return [
+        Figure(MODULE, f"memory: peak RSS {max(SCALING)} images - peak {min(SCALING)} images",
+               peaks[max(SCALING)] - peaks[min(SCALING)], "<=", 100, unit="MiB",
+               detail={**config, "peak_rss_mib": peaks}),
+        Figure(MODULE, "scaling: fitted exponent of time vs images", exponent, "<=", 1.05, unit="",
+               detail={**config, "seconds": times, "ms_per_image": {n: 1000 * t / n for n, t in times.items()}}),
+    ]
+
+
+def training_figure(data: dict, work: Path, log) -> Figure:
+    from RheumImagingLib.bundle import Bundle
+    from RheumTextureLib.datalist import build_datalist
+
+    root = work / "texture_training"
+    shutil.copytree(default_bundle_root() / "ra_bone_texture", root, ignore=shutil.ignore_patterns("__pycache__"))
+    build_datalist(data["cohort"], root / "datalist.json")
+    bundle = Bundle(root, ["train", "demo"], {"fold": 0, "max_epochs": 2, "val_interval": 1000})
+    result = training_throughput(bundle)
+    log(f"training: bundle {result['bundle_samples_per_s']:.1f} samples/s, plain {result['plain_samples_per_s']:.1f}")
+    return Figure(MODULE, "training: bundle loop samples/s / plain PyTorch loop", result["ratio"], ">=", 0.9,
+                  detail={"config": "demo (64 px, batch 8), fold 0 of 50 phantoms", **result})
+
+
+def run(work: Path, log) -> list[Figure]:
+    data = setup(work, log)
+    return [*per_hand_figures(data, work, log), rescore_figure(data, log), *cohort_figures(data, work, log),
+            training_figure(data, work, log)]

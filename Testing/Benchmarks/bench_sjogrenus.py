@@ -1,0 +1,138 @@
+"""`sjogrenus score` figures: overhead, ONNX Runtime vs eager, memory, scaling and training
+throughput, on phantom ultrasound studies (five images each).
+
+The segmentation bundle is trained for a few seconds on the phantoms (the measurements need
+plausible masks to run their full path); inference uses the bundle's own config (128 px
+sliding windows). A user's correction re-measures without any network, so the interactive
+figure of `rheumtexture` has no counterpart here.
+"""
+
+from __future__ import annotations
+
+import csv
+import time
+from pathlib import Path
+
+from bench_tools import Figure, Recorder, bare_forwards, peak_rss, scaling_exponent, seconds, training_throughput
+
+from SjogrenUSLib.score_cli import score_studies, studies_from_inputs
+from SjogrenUSLib.scoring import load_system
+from SjogrenUSLib.segmentation import USSegmenter
+
+MODULE = "sjogrenus score"
+SCALING = (20, 50, 100, 200)  # images: 4, 10, 20 and 40 studies
+PER_IMAGE_STUDIES = 4
+TRAINING = {"max_epochs": 4, "val_interval": 2, "patch_size": [64, 64], "samples_per_image": 4, "learning_rate": 0.005}
+
+
+def setup(work: Path, log) -> dict:
+    from SjogrenUSLib.cli import main
+    from SjogrenUSLib.segmentation import BUNDLE_DIR, train_segmentation
+
+    start = time.perf_counter()
+    assert main(["phantom", str(work / "phantoms"), "--patients", "10", "--seed", "2020"]) == 0
+    cohort = work / "phantoms" / "cohort.csv"
+    bundle = train_segmentation(BUNDLE_DIR, cohort, work / "bundle", config="demo", overrides=TRAINING)
+    log(f"set-up (10 phantom studies, segmentation training): {time.perf_counter() - start:.0f} s")
+    return {"bundle": bundle, "studies": studies_from_inputs([str(cohort)]), "system": load_system("hocevar_0_4")}
+
+
+def _rows(path: Path) -> list[dict]:
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def _largest_difference(fast: list[dict], eager: list[dict]) -> float:
+    """Largest |difference| over the numeric cells; a differing grade or class counts as infinite."""
+    worst = 0.0
+    for a, b in zip(fast, eager, strict=True):
+        for column, value in b.items():
+            if column == "notes" or a[column] == value:
+                continue
+            try:
+                worst = max(worst, abs(float(a[column]) - float(value)))
+            except ValueError:
+                return float("inf")
+    return worst
+
+
+def per_image_figures(data: dict, work: Path, log) -> list[Figure]:
+    studies = data["studies"][:PER_IMAGE_STUDIES]
+    images = sum(len(paths) for *_, paths in studies)
+    outputs = iter(work / "scores" / f"run{k}.csv" for k in range(1000))
+
+    def run(segmenter, cohort=studies):
+        out = next(outputs)
+        result = score_studies(cohort, out, segmenter, data["system"], progress=False)
+        assert result["failed"] == 0, "every benchmark image must be scored"
+        return out
+
+    fast = USSegmenter(data["bundle"], runtime="onnxruntime")
+    network = fast.network
+    fast.network = recorder = Recorder(network)
+    fast_out = run(fast)  # warm-up, and records every window the network sees
+    fast.network = network
+    end_to_end = seconds(lambda: run(fast), repeats=2)
+    bare = min(bare_forwards([recorder]) for _ in range(2))
+    log(f"{images} images: end to end {end_to_end:.2f} s, bare forwards {bare:.2f} s")
+
+    eager = USSegmenter(data["bundle"], runtime="torch")
+    run(eager, studies[:1])
+    eager_outs = []
+    eager_time = seconds(lambda: eager_outs.append(run(eager)))
+    difference = _largest_difference(_rows(fast_out), _rows(eager_outs[0]))
+    log(f"eager end to end {eager_time:.2f} s")
+    config = {"config": "bundle inference (128 px sliding windows, batch 4)", "images": images}
+    return [
+        Figure(MODULE, "overhead: end to end / bare network forwards", end_to_end / bare, "<=", 1.2,
+               detail={**config, "end_to_end_ms_per_image": 1000 * end_to_end / images,
+                       "bare_forwards_ms_per_image": 1000 * bare / images, "windows": len(recorder.inputs),
+                       "runtime": "onnxruntime"}),
+        Figure(MODULE, "optimised path: eager time / ONNX Runtime time", eager_time / end_to_end, ">=", 1.5,
+               detail={**config, "eager_ms_per_image": 1000 * eager_time / images,
+                       "onnxruntime_ms_per_image": 1000 * end_to_end / images}),
+        Figure(MODULE, "optimised path: max |score difference| vs eager", difference, "<=", 1e-4, unit="",
+               detail={**config, "compared": "every cell of the scores table (grades, thickness mm, scores)"}),
+    ]
+
+
+def cohort_figures(data: dict, work: Path, log) -> list[Figure]:
+    segmenter = USSegmenter(data["bundle"])
+    base = data["studies"]
+    studies = [(f"{pid}_{k}", label, paths) for k in range(max(SCALING) // 5 // len(base) + 1)
+               for pid, label, paths in base]
+    score_studies(studies[:1], work / "scaling" / "warmup.csv", segmenter, data["system"], progress=False)
+    times, peaks = {}, {}
+    for n in SCALING:
+        with peak_rss() as memory:
+            start = time.perf_counter()
+            score_studies(studies[:n // 5], work / "scaling" / f"n{n}.csv", segmenter, data["system"], progress=False)
+            times[n] = time.perf_counter() - start
+        peaks[n] = memory["peak"] / 2**20
+        log(f"{n} images: {times[n]:.1f} s, peak RSS {peaks[n]:.0f} MiB")
+    config = {"config": "bundle inference", "runtime": segmenter.provenance()["runtime"]}
+    return [
+        Figure(MODULE, f"memory: peak RSS {max(SCALING)} images - peak {min(SCALING)} images",
+               peaks[max(SCALING)] - peaks[min(SCALING)], "<=", 100, unit="MiB",
+               detail={**config, "peak_rss_mib": peaks}),
+        Figure(MODULE, "scaling: fitted exponent of time vs images", scaling_exponent(list(times), list(times.values())),
+               "<=", 1.05, unit="", detail={**config, "seconds": times,
+                                            "ms_per_image": {n: 1000 * t / n for n, t in times.items()}}),
+    ]
+
+
+def training_figure(data: dict, log) -> Figure:
+    from RheumImagingLib.bundle import Bundle
+
+    root = data["bundle"]
+    bundle = Bundle(root, ["train", "demo"], {**TRAINING, "datalist": str(root / "datalist.json"), "max_epochs": 2,
+                                              "val_interval": 1000})
+    result = training_throughput(bundle)
+    log(f"training: bundle {result['bundle_samples_per_s']:.1f} samples/s, plain {result['plain_samples_per_s']:.1f}")
+    return Figure(MODULE, "training: bundle loop samples/s / plain PyTorch loop", result["ratio"], ">=", 0.9,
+                  detail={"config": "demo (64 px crops, 4 per image)", **result})
+
+
+def run(work: Path, log) -> list[Figure]:
+    data = setup(work, log)
+    return [*per_image_figures(data, work, log), *cohort_figures(data, work, log), training_figure(data, log)]

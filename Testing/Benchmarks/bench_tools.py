@@ -1,0 +1,158 @@
+"""Measuring helpers for the benchmark: every figure is a ratio of two timings taken in the same run."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import platform
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import torch
+
+
+@dataclass
+class Figure:
+    """One benchmark figure with its goal: ``value`` compared with ``goal`` by ``op`` (<= or >=)."""
+
+    module: str
+    name: str
+    value: float
+    op: str
+    goal: float
+    unit: str = "x"
+    detail: dict = field(default_factory=dict)
+
+    @property
+    def holds(self) -> bool:
+        return self.value <= self.goal if self.op == "<=" else self.value >= self.goal
+
+    def as_dict(self) -> dict:
+        return {**asdict(self), "holds": self.holds}
+
+
+def seconds(fn, repeats: int = 1) -> float:
+    """The shortest of ``repeats`` wall-clock timings of ``fn()`` (the least disturbed by other load)."""
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+class Recorder(torch.nn.Module):
+    """Wraps a network and keeps each input it was called with, to time the bare forwards of the same work."""
+
+    def __init__(self, inner):
+        super().__init__()
+        self.inner, self.inputs = inner, []
+
+    def forward(self, x):
+        self.inputs.append(x.detach().clone())
+        return self.inner(x)
+
+
+def bare_forwards(recorders) -> float:
+    """Seconds for calling each recorded network on each of its recorded inputs, nothing else."""
+    start = time.perf_counter()
+    with torch.no_grad():
+        for recorder in recorders:
+            for x in recorder.inputs:
+                recorder.inner(x)
+    return time.perf_counter() - start
+
+
+def _rss_bytes() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+@contextlib.contextmanager
+def peak_rss(interval: float = 0.01):
+    """Samples this process's resident memory while the block runs; yields a dict whose "peak" is set at exit."""
+    result = {"peak": _rss_bytes()}
+    stop = threading.Event()
+
+    def sample():
+        while not stop.is_set():
+            result["peak"] = max(result["peak"], _rss_bytes())
+            stop.wait(interval)
+
+    thread = threading.Thread(target=sample, daemon=True)
+    thread.start()
+    try:
+        yield result
+    finally:
+        stop.set()
+        thread.join()
+        result["peak"] = max(result["peak"], _rss_bytes())
+
+
+def scaling_exponent(counts, times) -> float:
+    """b in time = a * n**b, fitted by least squares on log-log axes."""
+    return float(np.polyfit(np.log(counts), np.log(times), 1)[0])
+
+
+def machine() -> dict:
+    """What the figures were measured on."""
+    import monai
+    import onnxruntime
+
+    cpu = platform.processor() or ""
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), cpu)
+        with open("/proc/meminfo") as f:
+            memory_gib = int(f.readline().split()[1]) / 2**20
+    except OSError:
+        memory_gib = float("nan")
+    return {"cpu": cpu, "cores": os.cpu_count(), "memory_gib": round(memory_gib, 1),
+            "torch_threads": torch.get_num_threads(), "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available()
+            else "none", "python": platform.python_version(), "torch": torch.__version__, "monai": monai.__version__,
+            "onnxruntime": onnxruntime.__version__, "platform": platform.platform()}
+
+
+def training_throughput(bundle) -> dict:
+    """Samples/s of the bundle's trainer and of a plain PyTorch loop over the same network, loss,
+    optimiser and data loader, each over its second epoch (the first warms caches and allocators)."""
+    from ignite.engine import Events
+
+    from RheumImagingLib.bundle import bundle_imports
+
+    with bundle_imports(bundle.root):
+        trainer = bundle.get("train#trainer")
+        loader, network, loss, optimizer = (bundle.get(k) for k in ("train#dataloader", "network", "loss", "optimizer"))
+        device = next(network.parameters()).device
+
+        def plain_epoch() -> int:
+            network.train()
+            samples = 0
+            for batch in loader:
+                x, y = batch["image"].to(device), batch["label"].to(device)
+                optimizer.zero_grad(set_to_none=True)
+                loss(network(x), y).backward()
+                optimizer.step()
+                samples += len(x)
+            return samples
+
+        plain_epoch()
+        start = time.perf_counter()
+        plain = plain_epoch() / (time.perf_counter() - start)
+
+        marks = {"samples": 0}
+        trainer.add_event_handler(Events.EPOCH_STARTED(once=2), lambda e: marks.update(start=time.perf_counter()))
+        trainer.add_event_handler(Events.EPOCH_COMPLETED(once=2), lambda e: marks.update(end=time.perf_counter()))
+
+        def count(engine):
+            if engine.state.epoch == 2:
+                batch = engine.state.batch  # a list of samples once MONAI has decollated it
+                marks["samples"] += len(batch) if isinstance(batch, list) else len(batch["image"])
+
+        trainer.add_event_handler(Events.ITERATION_COMPLETED, count)
+        trainer.run()
+    ours = marks["samples"] / (marks["end"] - marks["start"])
+    return {"bundle_samples_per_s": ours, "plain_samples_per_s": plain, "ratio": ours / plain,
+            "samples_per_epoch": marks["samples"]}
