@@ -10,10 +10,11 @@ figure of `rheumtexture` has no counterpart here.
 from __future__ import annotations
 
 import csv
+import itertools
 import time
 from pathlib import Path
 
-from bench_tools import Figure, Recorder, bare_forwards, peak_rss, scaling_exponent, seconds, training_throughput
+from bench_tools import Figure, Recorder, bare_forwards, scaling_exponent, scaling_series, seconds, training_throughput
 
 from SjogrenUSLib.score_cli import score_studies, studies_from_inputs
 from SjogrenUSLib.scoring import load_system
@@ -102,14 +103,14 @@ def cohort_figures(data: dict, work: Path, log) -> list[Figure]:
     studies = [(f"{pid}_{k}", label, paths) for k in range(max(SCALING) // 5 // len(base) + 1)
                for pid, label, paths in base]
     score_studies(studies[:1], work / "scaling" / "warmup.csv", segmenter, data["system"], progress=False)
-    times, peaks = {}, {}
-    for n in SCALING:
-        with peak_rss() as memory:
-            start = time.perf_counter()
-            score_studies(studies[:n // 5], work / "scaling" / f"n{n}.csv", segmenter, data["system"], progress=False)
-            times[n] = time.perf_counter() - start
-        peaks[n] = memory["peak"] / 2**20
-        log(f"{n} images: {times[n]:.1f} s, peak RSS {peaks[n]:.0f} MiB")
+    runs = itertools.count()
+
+    def run(n):
+        result = score_studies(studies[:n // 5], work / "scaling" / f"run{next(runs)}.csv", segmenter,
+                               data["system"], progress=False)
+        assert result["failed"] == 0
+
+    times, peaks = scaling_series(run, SCALING, log)
     config = {"config": "bundle inference", "runtime": segmenter.provenance()["runtime"]}
     return [
         Figure(MODULE, f"memory: peak RSS {max(SCALING)} images - peak {min(SCALING)} images",
@@ -125,7 +126,7 @@ def training_figure(data: dict, log) -> Figure:
     from RheumImagingLib.bundle import Bundle
 
     root = data["bundle"]
-    bundle = Bundle(root, ["train", "demo"], {**TRAINING, "datalist": str(root / "datalist.json"), "max_epochs": 2,
+    bundle = Bundle(root, ["train", "demo"], {**TRAINING, "datalist": str(root / "datalist.json"), "max_epochs": 3,
                                               "val_interval": 1000})
     result = training_throughput(bundle)
     log(f"training: bundle {result['bundle_samples_per_s']:.1f} samples/s, plain {result['plain_samples_per_s']:.1f}")

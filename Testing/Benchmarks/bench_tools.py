@@ -91,6 +91,23 @@ def peak_rss(interval: float = 0.01):
         result["peak"] = max(result["peak"], _rss_bytes())
 
 
+def scaling_series(run, counts, log) -> tuple[dict, dict]:
+    """Seconds and peak RSS (MiB) of ``run(n)`` for each n in ``counts``, run up then down again
+    (drift on a shared machine cancels). Time: the faster of the two runs of each n. Memory: the
+    upward pass only, so that what a larger run left behind cannot hide in a later small one."""
+    times, peaks = {}, {}
+    for step, n in enumerate([*counts, *reversed(counts)]):
+        with peak_rss() as memory:
+            start = time.perf_counter()
+            run(n)
+            elapsed = time.perf_counter() - start
+        times[n] = min(times.get(n, float("inf")), elapsed)
+        if step < len(counts):
+            peaks[n] = memory["peak"] / 2**20
+        log(f"{n} images: {elapsed:.1f} s, peak RSS {memory['peak'] / 2**20:.0f} MiB")
+    return times, peaks
+
+
 def scaling_exponent(counts, times) -> float:
     """b in time = a * n**b, fitted by least squares on log-log axes."""
     return float(np.polyfit(np.log(counts), np.log(times), 1)[0])
@@ -117,7 +134,9 @@ def machine() -> dict:
 
 def training_throughput(bundle) -> dict:
     """Samples/s of the bundle's trainer and of a plain PyTorch loop over the same network, loss,
-    optimiser and data loader, each over its second epoch (the first warms caches and allocators)."""
+    optimiser and data loader. The bundle must be set to 3 epochs: the first of each loop warms
+    caches and allocators, the rest are timed, plain epochs before and after the trainer's, and
+    each side keeps its fastest epoch (the least disturbed by other load on the machine)."""
     from ignite.engine import Events
 
     from RheumImagingLib.bundle import bundle_imports
@@ -127,32 +146,34 @@ def training_throughput(bundle) -> dict:
         loader, network, loss, optimizer = (bundle.get(k) for k in ("train#dataloader", "network", "loss", "optimizer"))
         device = next(network.parameters()).device
 
-        def plain_epoch() -> int:
+        def plain_epoch() -> float:
             network.train()
-            samples = 0
+            samples, start = 0, time.perf_counter()
             for batch in loader:
                 x, y = batch["image"].to(device), batch["label"].to(device)
                 optimizer.zero_grad(set_to_none=True)
                 loss(network(x), y).backward()
                 optimizer.step()
                 samples += len(x)
-            return samples
+            return samples / (time.perf_counter() - start)
 
-        plain_epoch()
-        start = time.perf_counter()
-        plain = plain_epoch() / (time.perf_counter() - start)
+        plain = [plain_epoch() for _ in range(2)][1:]
+        epochs = []
 
-        marks = {"samples": 0}
-        trainer.add_event_handler(Events.EPOCH_STARTED(once=2), lambda e: marks.update(start=time.perf_counter()))
-        trainer.add_event_handler(Events.EPOCH_COMPLETED(once=2), lambda e: marks.update(end=time.perf_counter()))
+        def started(engine):
+            epochs.append({"start": time.perf_counter(), "samples": 0})
 
         def count(engine):
-            if engine.state.epoch == 2:
-                batch = engine.state.batch  # a list of samples once MONAI has decollated it
-                marks["samples"] += len(batch) if isinstance(batch, list) else len(batch["image"])
+            batch = engine.state.batch  # a list of samples once MONAI has decollated it
+            epochs[-1]["samples"] += len(batch) if isinstance(batch, list) else len(batch["image"])
 
+        trainer.add_event_handler(Events.EPOCH_STARTED, started)
         trainer.add_event_handler(Events.ITERATION_COMPLETED, count)
+        trainer.add_event_handler(Events.EPOCH_COMPLETED, lambda e: epochs[-1].update(end=time.perf_counter()))
         trainer.run()
-    ours = marks["samples"] / (marks["end"] - marks["start"])
-    return {"bundle_samples_per_s": ours, "plain_samples_per_s": plain, "ratio": ours / plain,
-            "samples_per_epoch": marks["samples"]}
+        plain.append(plain_epoch())
+    ours = [e["samples"] / (e["end"] - e["start"]) for e in epochs[1:]]
+    if not ours:
+        raise ValueError("set the bundle's max_epochs to 3 or more for a timed epoch")
+    return {"bundle_samples_per_s": max(ours), "plain_samples_per_s": max(plain), "ratio": max(ours) / max(plain),
+            "samples_per_epoch": epochs[-1]["samples"], "timed_epochs_each": [len(ours), len(plain)]}

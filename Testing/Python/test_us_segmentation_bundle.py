@@ -45,9 +45,29 @@ def test_bundle_has_model_zoo_layout():
                 "configs/multi_gpu_train.json", "configs/demo.json", "configs/logging.conf", "docs/README.md",
                 "LICENSE", "large_files.yml"]:
         assert (BUNDLE / rel).is_file(), rel
-    assert not (BUNDLE / "scripts").exists(), "everything here is expressible in configs"
+    assert sorted(p.name for p in (BUNDLE / "scripts").glob("*.py")) == ["__init__.py", "transforms.py"]
     large = (BUNDLE / "large_files.yml").read_text()
     assert 'path: "models/model.pt"' in large and "hash_type" in large and "url:" in large
+
+
+def test_labels_from_logits_equal_monai_argmax_including_ties():
+    import torch
+    from monai.data import MetaTensor
+    from monai.transforms import AsDiscreted
+
+    from RheumImagingLib.bundle import bundle_imports
+
+    with bundle_imports(BUNDLE):
+        from scripts.transforms import LabelsFromLogitsd
+
+    torch.manual_seed(0)
+    logits = torch.randint(0, 3, (4, 64, 48)).float()  # many ties: the first maximum wins in both
+    pred = MetaTensor(logits, meta={"filename_or_obj": "x.png"})
+    ours = LabelsFromLogitsd("pred")({"pred": pred})["pred"]
+    monai = AsDiscreted("pred", argmax=True)({"pred": pred})["pred"]
+    assert ours.shape == (1, 64, 48) and ours.dtype == torch.float32
+    assert torch.equal(torch.as_tensor(ours), torch.as_tensor(monai))
+    assert ours.meta["filename_or_obj"] == "x.png"
 
 
 def test_metadata_fields_and_version_rule():
@@ -60,7 +80,7 @@ def test_metadata_fields_and_version_rule():
     # Model-zoo rule: the version is semantic and is the newest changelog entry.
     assert re.fullmatch(r"\d+\.\d+\.\d+", meta["version"])
     newest = max(meta["changelog"], key=lambda v: tuple(int(x) for x in v.split(".")))
-    assert newest == meta["version"] == "0.1.0"
+    assert newest == meta["version"]
     refs = " ".join(meta["references"])
     assert "OMERACT" in refs and "Sjogren" in refs and "buccal mucosa" in refs.lower()
     fmt = meta["network_data_format"]
@@ -135,7 +155,7 @@ def test_segmenter_labels_held_out_gland_parenchyma(us_segmentation_trained):
     provenance = segmenter.provenance()
     assert provenance["checkpoint_sha256"] == json.loads(
         (us_segmentation_trained / "models" / "training.json").read_text())["checkpoint_sha256"]
-    assert provenance["bundle_version"] == "0.1.0"
+    assert provenance["bundle_version"] == json.loads(META.read_text())["version"]
 
 
 def test_inference_config_writes_what_the_segmenter_predicts(us_segmentation_trained, tmp_path):
@@ -186,7 +206,7 @@ def test_multi_gpu_config_two_processes_end_with_identical_weights(us_segmentati
            "--meta_file", str(META), "--logging_file", str(BUNDLE / "configs" / "logging.conf"),
            "--bundle_root", str(tmp_path), "--datalist", str(datalist), "--max_epochs", "1", "--val_interval", "1",
            "--patch_size", "[64, 64]"]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(BUNDLE)}  # the bundle's scripts, as the zoo runs
     result = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=240)
     assert result.returncode == 0, result.stderr[-3000:]
     rank0 = torch.load(tmp_path / "rank0.pt", weights_only=True)

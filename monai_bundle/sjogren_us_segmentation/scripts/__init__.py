@@ -1,0 +1,1 @@
+"""Helpers of the sjogren_us_segmentation bundle that its configs cannot express."""
