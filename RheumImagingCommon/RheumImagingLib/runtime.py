@@ -92,8 +92,9 @@ def _session(ort, network, input_shape: tuple, key: str):
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.log_severity_level = 3
-    # Each session has its own thread pool; spinning pools of idle sessions (5 folds, 2 contour
-    # networks) took the cores from the running one: 1.5x slower per hand when allowed.
+    # Each session has its own thread pool; idle pools that spin (5 folds, 2 contour networks, torch's
+    # own threads between sliding windows) took the cores from the running one: 1.4x slower per hand.
+    # ONNX Runtime's process-wide pool spins too and was slower still for the ultrasound network.
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     providers = ["CPUExecutionProvider"]
     if path.is_file():
