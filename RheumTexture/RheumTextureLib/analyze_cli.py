@@ -6,7 +6,6 @@ import sys
 
 import pandas as pd
 
-from RheumImagingLib.errors import InputError
 from RheumImagingLib.stats import groups, logistic, report, roc
 from RheumImagingLib.stats.aggregate import AGGREGATES, per_patient
 from RheumImagingLib.stats.table import read_scores

@@ -43,6 +43,16 @@ def seconds(fn, repeats: int = 1) -> float:
     return best
 
 
+def interleaved(timers: dict, rounds: int = 2) -> dict:
+    """The shortest seconds of each timer (a callable returning its own seconds), the timers run
+    in turns so that a slow spell of a shared machine falls on all of them alike."""
+    best = dict.fromkeys(timers, float("inf"))
+    for _ in range(rounds):
+        for name, timer in timers.items():
+            best[name] = min(best[name], timer())
+    return best
+
+
 class Recorder(torch.nn.Module):
     """Wraps a network and keeps each input it was called with, to time the bare forwards of the same work."""
 
@@ -108,6 +118,18 @@ def scaling_series(run, counts, log) -> tuple[dict, dict]:
     return times, peaks
 
 
+def memory_and_scaling(module: str, times: dict, peaks: dict, config: dict) -> list[Figure]:
+    """The memory and scaling figures of a ``scaling_series``."""
+    small, large = min(times), max(times)
+    exponent = scaling_exponent(list(times), list(times.values()))
+    return [
+        Figure(module, f"memory: peak RSS {large} images - peak {small} images", peaks[large] - peaks[small], "<=",
+               100, unit="MiB", detail={**config, "peak_rss_mib": peaks}),
+        Figure(module, "scaling: fitted exponent of time vs images", exponent, "<=", 1.05, unit="",
+               detail={**config, "seconds": times, "ms_per_image": {n: 1000 * t / n for n, t in times.items()}}),
+    ]
+
+
 def scaling_exponent(counts, times) -> float:
     """b in time = a * n**b, fitted by least squares on log-log axes."""
     return float(np.polyfit(np.log(counts), np.log(times), 1)[0])
@@ -130,6 +152,14 @@ def machine() -> dict:
             "torch_threads": torch.get_num_threads(), "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available()
             else "none", "python": platform.python_version(), "torch": torch.__version__, "monai": monai.__version__,
             "onnxruntime": onnxruntime.__version__, "platform": platform.platform()}
+
+
+def training_figure(module: str, bundle, config: str, log) -> Figure:
+    """The training figure of a bundle set to 3 epochs (see ``training_throughput``)."""
+    result = training_throughput(bundle)
+    log(f"training: bundle {result['bundle_samples_per_s']:.1f} samples/s, plain {result['plain_samples_per_s']:.1f}")
+    return Figure(module, "training: bundle loop samples/s / plain PyTorch loop", result["ratio"], ">=", 0.9,
+                  detail={"config": config, **result})
 
 
 def training_throughput(bundle) -> dict:
