@@ -224,7 +224,7 @@ def training(data: dict, work: Path, log) -> Figure:
     subset = data["cohort"].with_name("cohort_training.csv")  # 25 patients: 60 distal thirds per training epoch
     subset.write_text("\n".join(lines[:26]) + "\n")
     build_datalist(subset, root / "datalist.json")
-    bundle = Bundle(root, ["train", "demo"], {"fold": 0, "max_epochs": 3, "val_interval": 1000})
+    bundle = Bundle(root, ["train", "demo"], {"fold": 0, "max_epochs": 4, "val_interval": 1000})
     return training_figure(MODULE, bundle, "demo (64 px, batch 8), fold 0 of 25 phantoms", log)
 
 

@@ -120,7 +120,7 @@ def training(data: dict, log) -> Figure:
     from RheumImagingLib.bundle import Bundle
 
     root = data["bundle"]
-    bundle = Bundle(root, ["train", "demo"], {**TRAINING, "datalist": str(root / "datalist.json"), "max_epochs": 3,
+    bundle = Bundle(root, ["train", "demo"], {**TRAINING, "datalist": str(root / "datalist.json"), "max_epochs": 5,
                                               "val_interval": 1000})
     return training_figure(MODULE, bundle, "demo (64 px crops, 4 per image)", log)
 

@@ -155,7 +155,7 @@ def machine() -> dict:
 
 
 def training_figure(module: str, bundle, config: str, log) -> Figure:
-    """The training figure of a bundle set to 3 epochs (see ``training_throughput``)."""
+    """The training figure of a bundle set to 3 or more epochs (see ``training_throughput``)."""
     result = training_throughput(bundle)
     log(f"training: bundle {result['bundle_samples_per_s']:.1f} samples/s, plain {result['plain_samples_per_s']:.1f}")
     return Figure(module, "training: bundle loop samples/s / plain PyTorch loop", result["ratio"], ">=", 0.9,
@@ -164,9 +164,10 @@ def training_figure(module: str, bundle, config: str, log) -> Figure:
 
 def training_throughput(bundle) -> dict:
     """Samples/s of the bundle's trainer and of a plain PyTorch loop over the same network, loss,
-    optimiser and data loader. The bundle must be set to 3 epochs: the first of each loop warms
-    caches and allocators, the rest are timed, plain epochs before and after the trainer's, and
-    each side keeps its fastest epoch (the least disturbed by other load on the machine)."""
+    optimiser and data loader. The first epoch of each loop warms caches and allocators; the
+    trainer's other epochs (its max_epochs, 3 or more) are timed, and as many plain epochs, half
+    before and half after the trainer's; each side keeps its fastest epoch (the least disturbed
+    by other load on the machine)."""
     from ignite.engine import Events
 
     from RheumImagingLib.bundle import bundle_imports
@@ -187,7 +188,8 @@ def training_throughput(bundle) -> dict:
                 samples += len(x)
             return samples / (time.perf_counter() - start)
 
-        plain = [plain_epoch() for _ in range(2)][1:]
+        timed = max(1, trainer.state.max_epochs - 1)
+        plain = [plain_epoch() for _ in range(1 + timed // 2)][1:]
         epochs = []
 
         def started(engine):
@@ -201,7 +203,7 @@ def training_throughput(bundle) -> dict:
         trainer.add_event_handler(Events.ITERATION_COMPLETED, count)
         trainer.add_event_handler(Events.EPOCH_COMPLETED, lambda e: epochs[-1].update(end=time.perf_counter()))
         trainer.run()
-        plain.append(plain_epoch())
+        plain += [plain_epoch() for _ in range(timed - len(plain))]
     ours = [e["samples"] / (e["end"] - e["start"]) for e in epochs[1:]]
     if not ours:
         raise ValueError("set the bundle's max_epochs to 3 or more for a timed epoch")
