@@ -92,7 +92,7 @@ def per_image_figures(data: dict, work: Path, log) -> list[Figure]:
         Figure(MODULE, "optimised path: eager time / ONNX Runtime time", eager_time / end_to_end, ">=", 1.5,
                detail={**config, "eager_ms_per_image": 1000 * eager_time / images,
                        "onnxruntime_ms_per_image": 1000 * end_to_end / images}),
-        Figure(MODULE, "optimised path: max |score difference| vs eager", difference, "<=", 1e-4, unit="",
+        Figure(MODULE, "optimised path: largest score difference from eager", difference, "<=", 1e-4, unit="",
                detail={**config, "compared": "every cell of the scores table as written "
                                              "(grades, scores, thickness mm to 4 decimals)"}),
     ]

@@ -67,6 +67,19 @@ def test_sjogrenus_scores_equal_with_onnxruntime_and_eager(us_segmentation_train
                 assert fast[column] == value, column
 
 
+def test_score_uses_onnxruntime_by_default(us_segmentation_trained, caplog, tmp_path):
+    from SjogrenUSLib.cli import main
+
+    assert main(["phantom", str(tmp_path / "phantoms"), "--patients", "1", "--seed", "3"]) == 0
+    caplog.set_level(logging.WARNING, logger="RheumImagingLib.runtime")
+    assert main(["score", str(tmp_path / "phantoms" / "cohort.csv"), "--bundle", str(us_segmentation_trained),
+                 "--out", str(tmp_path / "scores.csv")]) == 0
+    from SjogrenUSLib.segmentation import USSegmenter
+
+    assert USSegmenter(us_segmentation_trained).provenance()["runtime"].startswith("onnxruntime")
+    assert not [r for r in caplog.records if r.name == "RheumImagingLib.runtime"]  # no fallback happened
+
+
 def _first_mucosa_pixels(folder):
     from RheumImagingLib.imageio import read_image
 
