@@ -1,8 +1,10 @@
-"""Writing a phantom (or exported) cohort folder: ``cohort.csv`` + ``images/``.
+"""A cohort folder: ``cohort.csv`` + ``images/``, written by the phantom generators and read by
+training and scoring.
 
 Why one home: both phantom generators must refuse to replace a user's cohort, write the
 table atomically (a crash never leaves a half cohort.csv), and alternate cases and
-controls with the same patient numbering.
+controls with the same patient numbering; every reader must name the file and the missing
+column the same way.
 """
 
 from __future__ import annotations
@@ -45,3 +47,24 @@ def alternating_patients(n_patients: int, case_prefix: str) -> Iterator[tuple[in
         label = 1 if i % 2 == 0 else 0
         counters[label] += 1
         yield i, label, f"{case_prefix if label else 'HC'}{counters[label]:04d}"
+
+
+def read_cohort(path: str | os.PathLike, required: tuple[str, ...] = ("patient_id",),
+                any_of: tuple[str, ...] = ()) -> list[dict[str, str]]:
+    """The rows of a cohort.csv; ``required`` columns must all be there, and one of ``any_of``
+    at least (image paths in the rows stay relative to the file's folder)."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(path, "cohort file not found")
+    with open(path, newline="") as f:
+        reader = csv.DictReader(f)
+        columns = reader.fieldnames or []
+        rows = list(reader)
+    missing = [c for c in required if c not in columns]
+    if missing:
+        raise InputError(path, f"missing column(s) {', '.join(missing)}")
+    if any_of and not any(c in columns for c in any_of):
+        raise InputError(path, f"needs at least one of the columns {', '.join(any_of)}")
+    if not rows:
+        raise InputError(path, "no rows under the header")
+    return rows

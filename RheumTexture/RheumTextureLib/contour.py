@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from RheumImagingLib.bundle import Bundle, bundle_imports, default_bundle_root, load_checkpoint
+from RheumImagingLib.cohort_folder import read_cohort
 from RheumImagingLib.errors import InputError
 
 BUNDLE_DIR = default_bundle_root() / "metacarpal_contour"
@@ -85,12 +86,7 @@ def train_contour_bundle(bundle_dir, cohort_csv, out_dir, config: str | None = "
     cohort_csv, out_dir = Path(cohort_csv), Path(out_dir)
     if out_dir.exists() and any(out_dir.iterdir()):
         raise InputError(out_dir, "output folder exists and is not empty (choose a new folder)")
-    if not cohort_csv.is_file():
-        raise InputError(cohort_csv, "cohort file not found")
-    with open(cohort_csv, newline="") as fh:
-        rows = list(csv.DictReader(fh))
-    if not rows or "image" not in rows[0]:
-        raise InputError(cohort_csv, "no rows with an 'image' column")
+    rows = read_cohort(cohort_csv, ("image",))
     for row in rows:
         image = (cohort_csv.parent / row["image"]).resolve()
         if not image.with_suffix(".json").is_file() or not image.with_suffix(".png").is_file():

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import csv
 import json
 from pathlib import Path
 
 import numpy as np
 
+from RheumImagingLib.cohort_folder import read_cohort
 from RheumImagingLib.errors import InputError
 
 BONES = ("MC2", "MC3", "MC4")
@@ -45,13 +45,7 @@ def build_datalist(cohort_csv, out_json, *, n_folds: int = 5, seed: int = 0, con
     ``contours`` maps patient_id -> {bone: (N, 2) xy} (e.g. predicted contours).
     """
     cohort_csv = Path(cohort_csv)
-    if not cohort_csv.is_file():
-        raise InputError(cohort_csv, "cohort file not found")
-    with open(cohort_csv, newline="") as f:
-        rows = list(csv.DictReader(f))
-    for col in ("patient_id", "image", "label"):
-        if not rows or col not in rows[0]:
-            raise InputError(cohort_csv, f"missing column '{col}'")
+    rows = read_cohort(cohort_csv, ("patient_id", "image", "label"))
     labels = {r["patient_id"]: int(r["label"]) for r in rows}
     if len(set(labels.values())) < 2 or min(list(labels.values()).count(v) for v in (0, 1)) < n_folds:
         raise InputError(cohort_csv, f"needs at least {n_folds} patients of each label for {n_folds} folds")

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from RheumImagingLib.cohort_folder import read_cohort
 from RheumImagingLib.errors import InputError
 from RheumImagingLib.runtime import add_runtime_option
 
@@ -41,14 +42,9 @@ def find_images(inputs: list[str]) -> list[Path]:
     return images
 
 
-def read_cohort(path: Path) -> dict[Path, dict]:
+def cohort_by_image(path: Path) -> dict[Path, dict]:
     """cohort.csv rows keyed by resolved image path (patient_id, label, age, sex)."""
-    with open(path, newline="") as f:
-        rows = list(csv.DictReader(f))
-    missing = {"patient_id", "image"} - set(rows[0] if rows else {})
-    if missing:
-        raise InputError(path, f"missing column(s) {', '.join(sorted(missing))}")
-    return {(path.parent / row["image"]).resolve(): row for row in rows}
+    return {(path.parent / row["image"]).resolve(): row for row in read_cohort(path, ("patient_id", "image"))}
 
 
 def _write_csv(path: Path, rows: list[dict]) -> None:
@@ -79,7 +75,7 @@ def score_images(images: list[Path], out: Path, *, bundle=None, cohort: Path | N
     existing = [str(p) for p in outputs if p.exists()]
     if existing:
         raise InputError(existing[0], "already exists; choose another --out")
-    known = read_cohort(cohort) if cohort else {}
+    known = cohort_by_image(cohort) if cohort else {}
     scorer = scorer or HandScorer(bundle, runtime=runtime)
     bone_rows, image_rows, failures = [], [], []
     for path in tqdm(images, desc="scoring", unit="image", disable=not progress, file=sys.stderr):
@@ -155,7 +151,7 @@ def run(args) -> int:
     if images is None:
         if not args.cohort:
             raise InputError(None, "give radiographs (files or folders) or --cohort cohort.csv")
-        images = sorted(read_cohort(Path(args.cohort)))
+        images = sorted(cohort_by_image(Path(args.cohort)))
     result = score_images(images, Path(args.out), bundle=args.bundle, cohort=Path(args.cohort) if args.cohort else None,
                           scene_dir=Path(args.scene_dir) if args.scene_dir else None, threshold=args.threshold,
                           progress=not args.no_progress, runtime=args.runtime)

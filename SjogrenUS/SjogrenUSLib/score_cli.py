@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
+from RheumImagingLib.cohort_folder import read_cohort
 from RheumImagingLib.errors import InputError
 from RheumImagingLib.runtime import add_runtime_option
 
@@ -34,16 +35,8 @@ def studies_from_inputs(inputs: list[str]) -> list[tuple[str, object, dict]]:
     """(patient_id, label, {site or None: path}) per patient."""
     if len(inputs) == 1 and inputs[0].lower().endswith(".csv"):
         cohort = Path(inputs[0])
-        if not cohort.is_file():
-            raise InputError(cohort, "cohort file not found")
-        with open(cohort, newline="") as f:
-            rows = list(csv.DictReader(f))
-        if not rows or "patient_id" not in rows[0]:
-            raise InputError(cohort, "needs a header with patient_id and <site>_image columns")
-        if not any(f"{s}_image" in rows[0] for s in SITES):
-            raise InputError(cohort, f"no image column (expected some of {', '.join(s + '_image' for s in SITES)})")
         out = []
-        for row in rows:
+        for row in read_cohort(cohort, ("patient_id",), tuple(f"{s}_image" for s in SITES)):
             paths = {s: cohort.parent / row[f"{s}_image"] for s in SITES if row.get(f"{s}_image")}
             out.append((row["patient_id"], row.get("label", ""), paths))
         return out

@@ -8,7 +8,6 @@ weights are loaded once, with ``weights_only=True``, their sha256 kept for prove
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 import shutil
@@ -18,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from RheumImagingLib.bundle import Bundle, default_bundle_root, load_checkpoint
+from RheumImagingLib.cohort_folder import read_cohort
 from RheumImagingLib.errors import InputError
 
 #: The extension's copy of the bundle (the default for the module and the CLI).
@@ -101,20 +101,6 @@ class USSegmenter:
         }
 
 
-def _read_cohort(cohort_csv: Path) -> list[dict[str, str]]:
-    if not cohort_csv.is_file():
-        raise InputError(cohort_csv, "cohort file not found")
-    with open(cohort_csv, newline="") as f:
-        reader = csv.DictReader(f)
-        columns = reader.fieldnames or []
-        rows = list(reader)
-    if "patient_id" not in columns or not any(c in columns for c in SITE_COLUMNS):
-        raise InputError(cohort_csv, f"needs a patient_id column and at least one of {', '.join(SITE_COLUMNS)}")
-    if not rows:
-        raise InputError(cohort_csv, "no rows")
-    return rows
-
-
 def _relative(path: Path, folder: Path) -> str:
     """Datalist paths are relative to the datalist's folder, so the two can move together."""
     return os.path.relpath(path.resolve(), folder.resolve())
@@ -134,7 +120,7 @@ def build_datalist(cohort_csv: str | Path, out_json: str | Path, val_fraction: f
         raise ValueError("val_fraction must lie in [0, 1]")
     if out_json.exists() and not overwrite:
         raise InputError(out_json, "already exists; choose another path")
-    rows = _read_cohort(cohort_csv)
+    rows = read_cohort(cohort_csv, ("patient_id",), SITE_COLUMNS)
     base = cohort_csv.parent
     pairs: dict[str, list[dict[str, str]]] = {}
     for number, row in enumerate(rows, start=2):

@@ -239,7 +239,7 @@ def test_build_datalist_splits_patients_and_names_missing_files(us_segmentation_
         build_datalist(broken, tmp_path / "broken.json")
     wrong = tmp_path / "wrong.csv"
     wrong.write_text("id,image\nA,a.dcm\n")
-    with pytest.raises(InputError, match="needs a patient_id column"):
+    with pytest.raises(InputError, match="missing column.s. patient_id"):
         build_datalist(wrong, tmp_path / "wrong.json")
 
 
