@@ -6,11 +6,11 @@ import sys
 
 from RheumImagingLib.cli import run_cli
 
-from RheumImagingLib import scene_cli
+from RheumImagingLib import agreement_cli, scene_cli
 
 from . import analyze_cli, phantom_cli, score_cli, train_cli
 
-COMMANDS = (scene_cli, phantom_cli, train_cli, score_cli, analyze_cli)
+COMMANDS = (scene_cli, phantom_cli, train_cli, score_cli, analyze_cli, agreement_cli)
 
 
 def main(argv=None) -> int:

@@ -8,7 +8,7 @@ import pytest
 import statsmodels.api as sm
 
 from RheumImagingLib.errors import InputError
-from RheumImagingLib.stats import cutoffs, groups, logistic, roc
+from RheumImagingLib.stats import cutoffs, groups, logistic, paired, roc
 from RheumImagingLib.stats.aggregate import per_patient
 from RheumImagingLib.stats.proportions import wilson
 from RheumImagingLib.stats.table import read_scores
@@ -55,6 +55,47 @@ def test_delong_identical_curves_gives_z0_p1():
     # pROC test-roc.test.R: "DeLong roc.test works when curves are identical"
     t = roc.delong_test(ASAH.outcome, ASAH.wfns, ASAH.wfns)
     assert (t.z, t.p) == (0.0, 1.0)
+
+
+def test_delong_zero_variance_with_different_aucs_is_infinite_as_pROC():
+    # pROC R/delong.R delong.paired.test: z = d / sig, reset to 0 only when d == 0 and sig == 0; here sig = 0
+    # (a perfect score and a constant one have constant placements) and d = 0.5, so z = +Inf and p = 2 * pnorm(-Inf) = 0
+    t = roc.delong_test([0, 0, 0, 1, 1, 1], [1, 2, 3, 4, 5, 6], [1, 1, 1, 1, 1, 1])
+    assert (t.auc1, t.auc2) == (1.0, 0.5)
+    assert t.z == float("inf") and t.p == 0.0
+    assert roc.delong_test([0, 0, 0, 1, 1, 1], [1, 1, 1, 1, 1, 1], [1, 2, 3, 4, 5, 6]).z == float("-inf")
+
+
+@pytest.mark.parametrize("labels", [[0, 0, 0, 1], [0, 1, 1, 1]])
+def test_single_case_or_control_gives_undefined_not_zero_width(labels):
+    # pROC ci_auc_delong returns NA when m <= 1 || n <= 1; the paired test divides by m - 1 (NaN)
+    a = roc.auroc(labels, [1, 2, 3, 4])
+    assert a.estimate == 1.0 and a.ci95 is None and a.variance is None and "single" in a.undefined
+    t = roc.delong_test(labels, [1, 2, 3, 4], [4, 3, 2, 1])
+    assert t.z is None and t.p is None and "single" in t.as_dict()["undefined"]
+
+
+def test_mcnemar_matches_R_documentation_example():
+    # R ?mcnemar.test, Agresti (1990) p. 350, presidential approval: matrix(c(794, 86, 150, 570), nrow = 2);
+    # discordant 150 and 86. With continuity correction (|150 - 86| - 1)^2 / 236 = 3969 / 236 = 16.818 on 1 df;
+    # without it 4096 / 236 = 17.356, p = 3.099e-05 (PSU STAT 504 notes on the same data)
+    first = [1] * 794 + [1] * 150 + [0] * 86 + [0] * 570
+    second = [1] * 794 + [0] * 150 + [1] * 86 + [0] * 570
+    r = paired.mcnemar(first, second)
+    assert r["discordant"] == [150, 86] and r["statistic"] == pytest.approx(3969 / 236)
+    assert r["p"] == pytest.approx(4.115e-05, rel=1e-3)
+    from scipy.stats import chi2
+    assert chi2.sf(4096 / 236, 1) == pytest.approx(3.099e-05, rel=1e-3)
+
+
+def test_mcnemar_follows_R_edge_rules():
+    # Navarro, Learning statistics with R, 12.8: discordant 25 and 5 -> McNemar's chi-squared = 12.033, p = 0.0005226
+    r = paired.mcnemar([1] * 25 + [0] * 5 + [1] * 5, [0] * 25 + [1] * 5 + [1] * 5)
+    assert r["statistic"] == pytest.approx(12.033, abs=5e-4) and r["p"] == pytest.approx(0.0005226, rel=1e-3)
+    # R applies the correction only when b != c: b == c gives 0 and p = 1; no discordant pair is NaN in R
+    assert paired.mcnemar([1, 0, 1], [0, 1, 1])["statistic"] == 0.0
+    none = paired.mcnemar([1, 0], [1, 0])
+    assert none["statistic"] is None and "no discordant" in none["undefined"]
 
 
 def test_ci_is_clipped_to_unit_interval():

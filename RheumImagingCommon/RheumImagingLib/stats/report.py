@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import matplotlib
+import numpy as np
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -78,3 +79,26 @@ def write_report(out: Path, report: dict, title: str, images=(), summary_lines=(
     parts += [f"<img src='{html.escape(name)}' alt='{html.escape(name)}'>" for name in images]
     parts += ["<h2>All numbers (report.json)</h2><table>", *_rows(report), "</table></body></html>"]
     (out / "report.html").write_text("\n".join(parts) + "\n")
+
+
+def plot_bland_altman(path, pairs, title: str) -> None:
+    """``pairs``: list of (label, first, second). Difference (second - first) against the mean, with the bias
+    and 95% limits of agreement as lines; one panel per pair of readers."""
+    from .agreement import bland_altman
+
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    fig, axes = plt.subplots(1, len(pairs), figsize=(5 * len(pairs), 4.5), dpi=100, squeeze=False)
+    for ax, (label, first, second) in zip(axes[0], pairs):
+        ba = bland_altman(first, second)
+        mean = (np.asarray(first, float) + np.asarray(second, float)) / 2
+        ax.scatter(mean, np.asarray(second, float) - np.asarray(first, float), s=12)
+        ax.axhline(ba["bias"], color="k", lw=1, label=f"bias {ba['bias']:.3g}")
+        for limit in ba["loa"]:
+            ax.axhline(limit, color="k", ls="--", lw=0.8)
+        ax.set_xlabel("mean of the two readings")
+        ax.set_ylabel(f"difference ({label})")
+        ax.legend(loc="best", title=f"95% LoA {ba['loa'][0]:.3g} to {ba['loa'][1]:.3g}")
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
