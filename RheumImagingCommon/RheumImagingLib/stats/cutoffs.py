@@ -7,22 +7,34 @@ import numpy as np
 from .proportions import proportion
 
 
+def youden_table(cases, controls, positive_if: str):
+    """Every observed value c as a cut-off: (cut-offs ascending, true positives, true negatives, Youden's J)."""
+    cases, controls = np.sort(np.asarray(cases, float)), np.sort(np.asarray(controls, float))
+    cuts = np.unique(np.concatenate([cases, controls]))
+    if positive_if == ">=":
+        tp = cases.size - np.searchsorted(cases, cuts, "left")
+        tn = np.searchsorted(controls, cuts, "left")
+    else:
+        tp = np.searchsorted(cases, cuts, "right")
+        tn = controls.size - np.searchsorted(controls, cuts, "right")
+    return cuts, tp, tn, tp / cases.size + tn / controls.size - 1
+
+
+def best_index(j, positive_if: str) -> int:
+    """The reported maximum of J among ties: the most sensitive cut-off (lowest for ">=", highest for "<=")."""
+    tied = np.flatnonzero(np.isclose(j, j.max(), rtol=0, atol=1e-12))
+    return int(tied[0] if positive_if == ">=" else tied[-1])
+
+
 def _evaluate(labels, values, positive_if: str):
     labels = np.asarray(labels, dtype=int)
     values = np.asarray(values, dtype=float)
     cases, controls = values[labels == 1], values[labels == 0]
     if cases.size == 0 or controls.size == 0:
         raise ValueError("a cut-off needs at least one case and one control")
-    rows = []
-    for c in np.unique(values):
-        if positive_if == ">=":
-            tp, tn = int((cases >= c).sum()), int((controls < c).sum())
-        else:
-            tp, tn = int((cases <= c).sum()), int((controls > c).sum())
-        j = tp / cases.size + tn / controls.size - 1
-        rows.append((float(c), tp, tn, j))
-    best = max(r[3] for r in rows)
-    tied = [r for r in rows if np.isclose(r[3], best, rtol=0, atol=1e-12)]
+    cuts, tp, tn, j = youden_table(cases, controls, positive_if)
+    tied = [(float(cuts[i]), int(tp[i]), int(tn[i]), float(j[i]))
+            for i in np.flatnonzero(np.isclose(j, j.max(), rtol=0, atol=1e-12))]
     return tied, cases.size, controls.size
 
 
