@@ -46,6 +46,6 @@ def test_brier_by_hand_and_separation_reported():
 
 
 def test_grouped_observed_proportions():
-    g = grouped([0, 0, 0, 1, 0, 1, 1, 1, 1, 1], [0.1] * 5 + [0.9] * 5, groups=2)
+    g = grouped([0, 0, 0, 1, 0, 1, 0, 1, 1, 1], [0.1] * 5 + [0.9] * 5, groups=2)
     assert [r["n"] for r in g] == [5, 5] and [r["observed"] for r in g] == [0.2, 0.8]
     assert g[0]["mean_predicted"] == pytest.approx(0.1) and g[0]["observed_ci95"][0] < 0.2 < g[0]["observed_ci95"][1]
