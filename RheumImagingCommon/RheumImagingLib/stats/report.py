@@ -76,6 +76,10 @@ def write_report(out: Path, report: dict, title: str, images=(), summary_lines=(
              f"<h1>{html.escape(title)}</h1>", "<ul>"]
     parts += [f"<li>{html.escape(s)}</li>" for s in summary_lines]
     parts.append("</ul>")
+    if "flow" in report:
+        from .flow import html_table
+
+        parts.append(html_table(report["flow"]))
     parts += [f"<img src='{html.escape(name)}' alt='{html.escape(name)}'>" for name in images]
     parts += ["<h2>All numbers (report.json)</h2><table>", *_rows(report), "</table></body></html>"]
     (out / "report.html").write_text("\n".join(parts) + "\n")
@@ -99,6 +103,26 @@ def plot_bland_altman(path, pairs, title: str) -> None:
         ax.set_ylabel(f"difference ({label})")
         ax.legend(loc="best", title=f"95% LoA {ba['loa'][0]:.3g} to {ba['loa'][1]:.3g}")
     fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def plot_calibration(path, groups: list[dict], title: str) -> None:
+    """Grouped calibration plot: observed proportion (Wilson 95% CI) against mean predicted risk, with the diagonal."""
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    fig, ax = plt.subplots(figsize=(5, 5), dpi=100)
+    x = [g["mean_predicted"] for g in groups]
+    y = [g["observed"] for g in groups]
+    err = [[g["observed"] - g["observed_ci95"][0] for g in groups], [g["observed_ci95"][1] - g["observed"] for g in groups]]
+    ax.errorbar(x, y, yerr=err, fmt="o", capsize=3, label="groups of patients (Wilson 95% CI)")
+    ax.plot([0, 1], [0, 1], ls="--", color="grey", lw=0.8, label="perfect calibration")
+    ax.set_xlabel("mean predicted (score)")
+    ax.set_ylabel("observed proportion of cases")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.set_title(title)
+    ax.legend(loc="upper left")
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)

@@ -65,3 +65,19 @@ def read_scores(path, numeric=(), categorical: dict | None = None, required=(), 
             raise InputError(path, f"column 'label': only {only}; the analysis needs both classes")
     out["patient_id"] = raw["patient_id"].str.strip() if "patient_id" in raw.columns else range(1, len(raw) + 1)
     return out
+
+
+def add_bootstrap_options(parser) -> None:
+    """``--bootstrap N`` and ``--seed S`` of both analyze commands (see stats.bootstrap)."""
+    from .bootstrap import N_RESAMPLES, SEED
+
+    def positive(text: str) -> int:
+        import argparse
+
+        if not text.isdigit() or int(text) < 1:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a positive whole number")
+        return int(text)
+
+    parser.add_argument("--bootstrap", type=positive, default=N_RESAMPLES, metavar="N",
+                        help=f"bootstrap resamples for percentile CIs and optimism (default {N_RESAMPLES})")
+    parser.add_argument("--seed", type=int, default=SEED, help=f"bootstrap random seed (default {SEED})")
