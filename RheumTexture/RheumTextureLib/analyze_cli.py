@@ -6,20 +6,32 @@ import sys
 
 import pandas as pd
 
-from RheumImagingLib.stats import groups, logistic, report, roc
+from RheumImagingLib.errors import InputError
+from RheumImagingLib.stats import bootstrap, calibration, cutoffs, flow, groups, logistic, report, roc
 from RheumImagingLib.stats.aggregate import AGGREGATES, per_patient
-from RheumImagingLib.stats.table import read_scores
+from RheumImagingLib.stats.table import add_bootstrap_options, read_scores
 
 COLUMNS = ("patient_id", "label", "age", "sex", "score")
-OUTPUTS = ("report.json", "report.html", "roc.png")
+OUTPUTS = ("report.json", "report.html", "roc.png", "calibration.png")
+THRESHOLD_NOTE = ("0.43 is the threshold of the published abstract (SAT0564), not a cut-off calibrated or chosen on "
+                  "this cohort")
 
 
-def analyze(scores_csv, out_dir, threshold: float = 0.43, aggregate: str = "mean", overwrite: bool = False) -> dict:
-    """Analyse SCORES.csv (one row per image or bone) at patient level and write the report into ``out_dir``."""
+def analyze(scores_csv, out_dir, threshold: float = 0.43, aggregate: str = "mean", overwrite: bool = False,
+            include_training: bool = False, n_resamples: int = bootstrap.N_RESAMPLES, seed: int = bootstrap.SEED) -> dict:
+    """Analyse SCORES.csv (one row per image or bone) at patient level and write the report into ``out_dir``.
+
+    Rows whose ``qc`` is not ``ok`` are left out, and in-training patients are not mixed with new ones
+    unless ``include_training`` (stats.flow); both are counted in the report's flow table."""
     out = report.check_writable(out_dir, OUTPUTS, overwrite)
     rows = read_scores(scores_csv, numeric=("label", "age", "score"), categorical={"sex": ("F", "M")}, required=COLUMNS)
-    table = per_patient(rows, ["score"], aggregate, scores_csv, constant_columns=("label", "age", "sex"))
+    rows, flow_table = flow.screen(rows, scores_csv, include_training)
+    constant = ("label", "age", "sex") + (("in_training",) if "in_training" in rows.columns else ())
+    table = per_patient(rows, ["score"], aggregate, scores_csv, constant_columns=constant)
     y = table["label"].to_numpy()
+    if len(set(y)) < 2:
+        raise InputError(scores_csv, f"after leaving out {_left_out(flow_table)}, only "
+                                     f"{'cases' if 1 in set(y) else 'controls'} remain; the analysis needs both classes")
     cases, controls = table.loc[y == 1, "score"], table.loc[y == 0, "score"]
     auc = roc.auroc(y, table["score"])
     covariates = pd.DataFrame({"age": table["age"], "sex_male": (table["sex"] == "M").astype(float)})
@@ -45,16 +57,54 @@ def analyze(scores_csv, out_dir, threshold: float = 0.43, aggregate: str = "mean
         "mann_whitney": groups.mann_whitney(cases, controls),
         "odds_ratio": odds_ratio,
         "odds_ratio_per_0_1": per_0_1,
+        "youden_cutoff": _youden(y, table["score"], n_resamples, seed),
+        "calibration": calibration.calibration(y, table["score"]),
+        "calibration_groups": calibration.grouped(y, table["score"]),
+        "threshold_note": THRESHOLD_NOTE if threshold == 0.43 else
+        f"threshold {threshold:g} given on the command line; the published abstract's is 0.43 (not calibrated on this cohort)",
+        "flow": flow.add_analysed(flow_table, {"all analyses": flow.counts(y)}),
     }
+    if "in_training" in flow_table:
+        result["analysed_patients"] = flow_table["in_training"]["analysed"]
     fpr, tpr = roc.roc_points(y, table["score"])
     report.plot_roc(out / "roc.png", [(f"texture score (AUC {auc.estimate:.3f})", fpr, tpr)], "RA vs control")
-    lo, hi = auc.ci95
-    report.write_report(out, result, "RheumTexture cohort analysis", images=["roc.png"], summary_lines=[
-        f"{result['n_cases']} RA patients, {result['n_controls']} controls ({result['aggregation']}).",
-        f"AUROC {auc.estimate:.3f} (95% CI {lo:.3f}-{hi:.3f}, DeLong).",
-        _odds_ratio_line(odds_ratio, threshold),
-    ])
+    report.plot_calibration(out / "calibration.png", result["calibration_groups"], "Calibration (patient level)")
+    report.write_report(out, result, "RheumTexture cohort analysis", images=["roc.png", "calibration.png"],
+                        summary_lines=_summary(result, auc, odds_ratio, threshold))
     return result
+
+
+def _youden(y, score, n_resamples: int, seed: int) -> dict:
+    """This cohort's own Youden cut-off, for comparison with the published threshold, with bootstrap CIs and optimism."""
+    cut = cutoffs.youden_at_least(y, score)
+    return {"cutoff": cut["cutoff"], "cutoff_rule": cut["rule"], "youden_j": cut["youden_j"],
+            "sensitivity": cut["sensitivity"], "specificity": cut["specificity"],
+            "bootstrap": bootstrap.youden(y, score, ">=", n_resamples, seed)}
+
+
+def _left_out(flow_table: dict) -> str:
+    return "; ".join(f"{s['patients']} patients ({s['reason']})" for s in flow_table["excluded"]) or "nothing"
+
+
+def _summary(result: dict, auc, odds_ratio: dict, threshold: float) -> list[str]:
+    lines = [f"{result['n_cases']} RA patients, {result['n_controls']} controls ({result['aggregation']}); "
+             f"left out: {_left_out(result['flow'])}."]
+    if "analysed_patients" in result:
+        lines.append(f"Analysed: {result['analysed_patients']}.")
+    if auc.ci95 is None:
+        lines.append(f"AUROC {auc.estimate:.3f} ({auc.undefined}).")
+    else:
+        lines.append(f"AUROC {auc.estimate:.3f} (95% CI {auc.ci95[0]:.3f}-{auc.ci95[1]:.3f}, DeLong).")
+    lines += [_odds_ratio_line(odds_ratio, threshold), result["threshold_note"] + "."]
+    cal = result["calibration"]
+    if cal.get("slope"):
+        i, sl = cal["intercept"], cal["slope"]
+        lines.append(f"Calibration: intercept {i['estimate']:.2f} (95% CI {i['ci95'][0]:.2f} to {i['ci95'][1]:.2f}), "
+                     f"slope {sl['estimate']:.2f} (95% CI {sl['ci95'][0]:.2f} to {sl['ci95'][1]:.2f}), "
+                     f"Brier {cal['brier']:.3f}.")
+    else:
+        lines.append(f"Calibration not estimable: {cal.get('unavailable')}.")
+    return lines
 
 
 def _odds_ratio(y, X, term: str) -> dict:
@@ -78,20 +128,26 @@ def _odds_ratio_line(odds_ratio: dict, threshold: float) -> str:
 
 
 def _run(args) -> int:
-    result = analyze(args.scores, args.out, args.threshold, args.aggregate, args.overwrite)
+    result = analyze(args.scores, args.out, args.threshold, args.aggregate, args.overwrite, args.include_training,
+                     args.bootstrap, args.seed)
     for key in ("odds_ratio", "odds_ratio_per_0_1"):
         if result[key]["estimate"] is None:
             print(f"rheumtexture analyze: note: {key} not estimable: {result[key]['unavailable']}", file=sys.stderr)
-    print(f"wrote {args.out}/report.json, report.html, roc.png")
+    print(f"wrote {args.out}/report.json, report.html, roc.png, calibration.png")
     return 0
 
 
 def register(subparsers) -> None:
     p = subparsers.add_parser("analyze", help="cohort statistics from a scores CSV",
-                              description="Columns: " + ",".join(COLUMNS) + " (label 1 = RA, 0 = control; sex F/M).")
+                              description="Columns: " + ",".join(COLUMNS) + " (label 1 = RA, 0 = control; sex F/M); "
+                                          "optional qc (rows not 'ok' are left out) and in_training (yes/no).")
     p.add_argument("scores", metavar="SCORES.csv")
     p.add_argument("--out", required=True, metavar="DIR")
-    p.add_argument("--threshold", type=float, default=0.43, help="score cut-off for the odds ratio (default 0.43)")
+    p.add_argument("--threshold", type=float, default=0.43,
+                   help="score cut-off for the odds ratio (default 0.43, the published abstract's; not calibrated here)")
     p.add_argument("--aggregate", choices=AGGREGATES, default="mean", help="per-patient aggregation (default mean)")
+    p.add_argument("--include-training", action="store_true",
+                   help="analyse patients the network was trained on (in_training = yes) together with new ones")
     p.add_argument("--overwrite", action="store_true", help="replace existing report files in DIR")
+    add_bootstrap_options(p)
     p.set_defaults(func=_run)

@@ -167,3 +167,86 @@ def test_sjogren_unmeasured_patients_are_left_out_only_where_needed(tmp_path, ca
     df.loc[df.index[3], "thickness_mm"] = "n/a"  # text is still an error, not a silent gap
     assert sjogrenus(["analyze", str(_write(tmp_path, df)), "--out", str(tmp_path / "out2")]) == 2
     assert "column 'thickness_mm', row 4" in capsys.readouterr().err
+
+
+def test_sjogren_cutoff_comparison_is_mcnemar_by_hand(tmp_path):
+    # In _sjogren_cohort, at cut-offs 6 (0-16) and 7 (0-18): one case (gland 6, mucosa 0) is positive by 0-16 only
+    # -> discordant [0, 1], (|0 - 1| - 1)^2 / 1 = 0, p = 1; four controls (gland 6, mucosa 0) are negative by 0-18
+    # only -> [4, 0], (4 - 1)^2 / 4 = 2.25 on 1 df, p = 0.1336 (R: mcnemar.test(matrix(c(38, 0, 4, 2), 2)))
+    _sjogren_cohort().to_csv(tmp_path / "scores.csv", index=False)
+    assert sjogrenus(["analyze", str(tmp_path / "scores.csv"), "--out", str(tmp_path / "out"), "--bootstrap", "200"]) == 0
+    rep = json.loads((tmp_path / "out" / "report.json").read_text())
+    cmp = rep["cutoff_comparison"]
+    assert cmp["cutoffs"] == {"0-16": 6, "0-18": 7}
+    assert cmp["sensitivity"]["discordant"] == [0, 1] and cmp["sensitivity"]["statistic"] == 0 and cmp["sensitivity"]["p"] == 1
+    assert cmp["specificity"]["discordant"] == [4, 0] and cmp["specificity"]["statistic"] == pytest.approx(2.25)
+    assert cmp["specificity"]["p"] == pytest.approx(0.1336, abs=1e-4)
+    boot = rep["systems"]["0-16"]["bootstrap"]
+    assert boot["n_resamples"] == 200 and boot["cutoff"] == 6
+    assert boot["optimism_corrected"]["youden_j"] <= rep["systems"]["0-16"]["youden_j"]
+    assert rep["auroc_comparison"]["bootstrap"]["n_resamples"] == 200
+    assert rep["flow"]["analysed"]["0-16"] == {"patients": 97, "cases": 53, "controls": 44}
+    assert "Participant flow" in (tmp_path / "out" / "report.html").read_text()
+
+
+def test_sjogren_flow_counts_failed_images_missing_glands_and_qc(tmp_path):
+    """What `sjogrenus score` writes when a gland image failed (empty gland_score and grade, a 'skipped' note)
+    is analysed, not refused; QC-flagged rows are left out and counted by reason."""
+    df = _sjogren_cohort().assign(grade_parotid_left=1, notes="", qc="ok")
+    df = df.astype({"gland_score": object, "mucosa_score": object, "grade_parotid_left": object})
+    failed = df.index[[0, 60]]  # a control and a case
+    df.loc[failed, ["gland_score", "mucosa_score", "grade_parotid_left"]] = ""
+    df.loc[failed, "notes"] = "phantoms/p.png: skipped (not an image)"
+    df.loc[df.index[[1, 61]], "qc"] = "probe tilt; low gain"
+    df.loc[df.index[2], "qc"] = "low gain"
+    assert sjogrenus(["analyze", str(_write(tmp_path, df)), "--out", str(tmp_path / "out"), "--bootstrap", "50"]) == 0
+    f = json.loads((tmp_path / "out" / "report.json").read_text())["flow"]
+    assert f["given"] == {"patients": 97, "rows": 97}
+    assert f["excluded"] == [{"reason": "QC-flagged (qc is not 'ok')", "rows": 3, "patients": 3}]
+    assert f["qc_flagged"]["reasons"] == {"low gain": 3, "probe tilt": 2}
+    assert f["measurement"]["images_unreadable"] == 2 and f["measurement"]["sites_missing"]["parotid_left"] == 2
+    assert f["analysed"]["0-16"]["patients"] == 97 - 3 - 2 and f["analysed"]["thickness"]["patients"] == 97 - 3
+
+
+def test_ra_calibration_and_threshold_note(tmp_path):
+    # scores drawn as calibrated probabilities (seed used only here): intercept 0 and slope 1 lie in their CIs
+    rng = np.random.default_rng(8201)
+    p = 1 / (1 + np.exp(-rng.normal(0, 1.5, 600)))
+    df = pd.DataFrame({"patient_id": [f"P{i}" for i in range(600)], "label": (rng.random(600) < p).astype(int),
+                       "age": rng.integers(30, 80, 600), "sex": rng.choice(["F", "M"], 600), "score": p})
+    out = tmp_path / "out"
+    assert rheumtexture(["analyze", str(_write(tmp_path, df)), "--out", str(out), "--bootstrap", "100"]) == 0
+    cal = json.loads((out / "report.json").read_text())["calibration"]
+    assert cal["intercept"]["ci95"][0] <= 0 <= cal["intercept"]["ci95"][1]
+    assert cal["slope"]["ci95"][0] <= 1 <= cal["slope"]["ci95"][1]
+    assert cal["brier"] == pytest.approx(np.mean((p - df.label) ** 2))
+    html = (out / "report.html").read_text()
+    assert "calibration.png" in html and "not a cut-off calibrated or chosen on this cohort" in html
+    assert (out / "calibration.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_ra_qc_and_in_training_columns(tmp_path):
+    df = _ra_cohort(n=30)
+    df["qc"] = "ok"
+    df.loc[df.patient_id == "RA000", "qc"] = "rotated 90 degrees"  # all three rows: the patient drops out
+    df.loc[df.index[5], "qc"] = "uncalibrated: fallback spacing;rotated 90 degrees"
+    training = df.patient_id.str[-3:].astype(int) < 10
+    df["in_training"] = np.where(training, "yes", "no")
+    path = _write(tmp_path, df)
+    assert rheumtexture(["analyze", str(path), "--out", str(tmp_path / "new"), "--bootstrap", "50"]) == 0
+    rep = json.loads((tmp_path / "new" / "report.json").read_text())
+    assert rep["n_cases"] + rep["n_controls"] == 40  # patients 10-29 of each group
+    assert "new patients only" in rep["analysed_patients"]
+    assert rep["flow"]["qc_flagged"]["reasons"] == {"rotated 90 degrees": 4, "uncalibrated: fallback spacing": 1}
+    assert {s["patients"] for s in rep["flow"]["excluded"]} == {1, 19}  # RA000 by QC, then the other 19 trained
+    assert rheumtexture(["analyze", str(path), "--out", str(tmp_path / "all"), "--include-training", "--bootstrap", "50"]) == 0
+    rep = json.loads((tmp_path / "all" / "report.json").read_text())
+    assert rep["n_cases"] + rep["n_controls"] == 59 and "together" in rep["analysed_patients"]
+    assert "together" in (tmp_path / "all" / "report.html").read_text()
+    # columns absent: every row analysed, as before
+    plain = _ra_cohort(n=30)
+    assert rheumtexture(["analyze", str(_write(tmp_path, plain)), "--out", str(tmp_path / "plain"), "--bootstrap", "50"]) == 0
+    rep = json.loads((tmp_path / "plain" / "report.json").read_text())
+    assert rep["n_cases"] + rep["n_controls"] == 60 and rep["flow"]["excluded"] == [] and "analysed_patients" not in rep
+    df.loc[df.index[4], "in_training"] = "maybe"
+    assert rheumtexture(["analyze", str(_write(tmp_path, df)), "--out", str(tmp_path / "bad")]) == 2

@@ -114,7 +114,8 @@ def plot_calibration(path, groups: list[dict], title: str) -> None:
     fig, ax = plt.subplots(figsize=(5, 5), dpi=100)
     x = [g["mean_predicted"] for g in groups]
     y = [g["observed"] for g in groups]
-    err = [[g["observed"] - g["observed_ci95"][0] for g in groups], [g["observed_ci95"][1] - g["observed"] for g in groups]]
+    err = [[max(0.0, g["observed"] - g["observed_ci95"][0]) for g in groups],  # Wilson bounds can miss 0/1 by rounding
+           [max(0.0, g["observed_ci95"][1] - g["observed"]) for g in groups]]
     ax.errorbar(x, y, yerr=err, fmt="o", capsize=3, label="groups of patients (Wilson 95% CI)")
     ax.plot([0, 1], [0, 1], ls="--", color="grey", lw=0.8, label="perfect calibration")
     ax.set_xlabel("mean predicted (score)")
