@@ -71,8 +71,18 @@ def _cutoff_comparison(y, gland, modified, cut16: float, cut18: float) -> dict:
                             "discordant_meaning": "[controls negative by 0-18 only, controls negative by 0-16 only]"}}
 
 
+def _unavailable(y, what: str) -> str | None:
+    """Why an analysis of ``what`` cannot run on labels ``y`` (None when it can: both classes present)."""
+    n1, n0 = int((y == 1).sum()), int((y == 0).sum())
+    if n1 and n0:
+        return None
+    return f"too few patients measured for {what}: {n1} cases, {n0} controls"
+
+
 def analyze(scores_csv, out_dir, overwrite: bool = False, n_resamples: int = bootstrap.N_RESAMPLES,
             seed: int = bootstrap.SEED) -> dict:
+    """Analyse a ``sjogrenus score`` table. Each analysis uses the patients measured for it; one that has no
+    case or no control left is reported as unavailable with the reason, and the others still run."""
     out = report.check_writable(out_dir, OUTPUTS, overwrite)
     rows = read_scores(scores_csv, numeric=("label", "gland_score", "mucosa_score", "thickness_mm"), required=COLUMNS,
                        may_be_empty=MAY_BE_EMPTY)
@@ -86,22 +96,25 @@ def analyze(scores_csv, out_dir, overwrite: bool = False, n_resamples: int = boo
     has_gland = np.isfinite(gland_all)
     measured = np.isfinite(modified_all)  # complete cases for the 0-18 score and its comparison
     has_thickness = np.isfinite(thick_all)
-    for name, mask in (("the 0-16 score (gland_score missing)", has_gland),
-                       ("the 0-18 score (gland or mucosa score missing)", measured),
-                       ("thickness (thickness_mm missing)", has_thickness)):
-        y_kept = y_all[mask]
-        if (y_kept == 1).sum() == 0 or (y_kept == 0).sum() == 0:
-            raise InputError(scores_csv, f"too few patients measured for {name}: {int((y_kept == 1).sum())} cases, "
-                                         f"{int((y_kept == 0).sum())} controls")
     y16, gland16 = y_all[has_gland], gland_all[has_gland]
     y, gland, modified = y_all[measured], gland_all[measured], modified_all[measured]
-    systems = {"0-16": _system(y16, gland16, n_resamples, seed), "0-18": _system(y, modified, n_resamples, seed)}
-    cmp = roc.delong_test(y, modified, gland).as_dict()
-    cmp["compared"] = "AUROC 0-18 minus AUROC 0-16 (patients with both scores)"
-    cmp["bootstrap"] = bootstrap.auc_difference(y, modified, gland, n_resamples, seed)
     yt, thick = y_all[has_thickness], thick_all[has_thickness]
-    cut = cutoffs.youden_at_most(yt, thick)
-    mw = groups.mann_whitney(thick[yt == 1], thick[yt == 0])
+    why = {"0-16": _unavailable(y16, "the 0-16 score (gland_score missing)"),
+           "0-18": _unavailable(y, "the 0-18 score (gland or mucosa score missing)"),
+           "thickness": _unavailable(yt, "thickness (thickness_mm missing)")}
+    if all(why.values()):
+        raise InputError(scores_csv, "; ".join(why.values()))
+    systems = {name: ({"n_patients": int(len(labels)), "unavailable": why[name]} if why[name]
+                      else _system(labels, score, n_resamples, seed))
+               for name, labels, score in (("0-16", y16, gland16), ("0-18", y, modified))}
+    if why["0-18"]:
+        cmp = {"unavailable": why["0-18"]}
+        cutoff_cmp = {"unavailable": why["0-18"]}
+    else:
+        cmp = roc.delong_test(y, modified, gland).as_dict()
+        cmp["compared"] = "AUROC 0-18 minus AUROC 0-16 (patients with both scores)"
+        cmp["bootstrap"] = bootstrap.auc_difference(y, modified, gland, n_resamples, seed)
+        cutoff_cmp = _cutoff_comparison(y, gland, modified, systems["0-16"]["cutoff"], systems["0-18"]["cutoff"])
     flow.add_analysed(flow_table, {"0-16": flow.counts(y16), "0-18": flow.counts(y),
                                    "0-18 vs 0-16 (paired)": flow.counts(y), "thickness": flow.counts(yt)})
     result = {
@@ -112,25 +125,35 @@ def analyze(scores_csv, out_dir, overwrite: bool = False, n_resamples: int = boo
                      "rule": "patients whose measurement is missing (empty cell) are left out of the analyses that need it"},
         "systems": systems,
         "auroc_comparison": cmp,
-        "cutoff_comparison": _cutoff_comparison(y, gland, modified, systems["0-16"]["cutoff"], systems["0-18"]["cutoff"]),
-        "thickness": {"mann_whitney": mw, "median_iqr": {"cases": groups.median_iqr(thick[yt == 1]),
-                                                        "controls": groups.median_iqr(thick[yt == 0])},
-                      "n_patients": int(has_thickness.sum()),
-                      "auroc": roc.auroc(yt, thick, direction="lower").as_dict(),
-                      "cutoff_mm": cut["cutoff"], "cutoff_rule": cut["rule"], "tied_cutoffs_mm": cut["tied_cutoffs"],
-                      "sensitivity": cut["sensitivity"], "specificity": cut["specificity"],
-                      "bootstrap": bootstrap.youden(yt, thick, "<=", n_resamples, seed)},
+        "cutoff_comparison": cutoff_cmp,
+        "thickness": {"n_patients": int(has_thickness.sum()), "unavailable": why["thickness"]} if why["thickness"]
+        else _thickness(yt, thick, n_resamples, seed),
     }
     curves = []
     for name, labels, score in (("0-16", y16, gland16), ("0-18", y, modified)):
-        fpr, tpr = roc.roc_points(labels, score)
-        curves.append((f"{name} (AUC {systems[name]['auroc']['estimate']:.3f})", fpr, tpr))
-    report.plot_roc(out / "roc.png", curves, "pSS vs control: ultrasound scores")
-    fpr, tpr = roc.roc_points(yt, thick, direction="lower")
-    report.plot_roc(out / "thickness_roc.png", [("mucosa thickness (low = pSS)", fpr, tpr)], "Mucosa thickness")
-    report.write_report(out, result, "SjogrenUS cohort analysis", images=["roc.png", "thickness_roc.png"],
-                        summary_lines=_summary(result))
+        if not why[name]:
+            fpr, tpr = roc.roc_points(labels, score)
+            curves.append((f"{name} (AUC {systems[name]['auroc']['estimate']:.3f})", fpr, tpr))
+    images = []
+    if curves:
+        report.plot_roc(out / "roc.png", curves, "pSS vs control: ultrasound scores")
+        images.append("roc.png")
+    if not why["thickness"]:
+        fpr, tpr = roc.roc_points(yt, thick, direction="lower")
+        report.plot_roc(out / "thickness_roc.png", [("mucosa thickness (low = pSS)", fpr, tpr)], "Mucosa thickness")
+        images.append("thickness_roc.png")
+    report.write_report(out, result, "SjogrenUS cohort analysis", images=images, summary_lines=_summary(result))
     return result
+
+
+def _thickness(yt, thick, n_resamples: int, seed: int) -> dict:
+    cut = cutoffs.youden_at_most(yt, thick)
+    return {"mann_whitney": groups.mann_whitney(thick[yt == 1], thick[yt == 0]),
+            "median_iqr": {"cases": groups.median_iqr(thick[yt == 1]), "controls": groups.median_iqr(thick[yt == 0])},
+            "n_patients": int(len(yt)), "auroc": roc.auroc(yt, thick, direction="lower").as_dict(),
+            "cutoff_mm": cut["cutoff"], "cutoff_rule": cut["rule"], "tied_cutoffs_mm": cut["tied_cutoffs"],
+            "sensitivity": cut["sensitivity"], "specificity": cut["specificity"],
+            "bootstrap": bootstrap.youden(yt, thick, "<=", n_resamples, seed)}
 
 
 def _summary(result: dict) -> list[str]:
@@ -138,32 +161,41 @@ def _summary(result: dict) -> list[str]:
     lines = [f"{result['n_cases']} pSS patients, {result['n_controls']} controls analysed; left out for lack of a "
              f"measurement: {ex['0-16']} (0-16), {ex['0-18']} (0-18), {ex['thickness']} (thickness)."]
     for name, s in systems.items():
+        if "unavailable" in s:
+            lines.append(f"{name}: not analysed, {s['unavailable']}.")
+            continue
         b = s["bootstrap"]
         lines.append(f"{name}: AUROC {s['auroc']['estimate']:.3f}; cut-off >= {s['cutoff']:g}: sensitivity "
                      f"{100 * s['sensitivity']['estimate']:.1f}%, specificity {100 * s['specificity']['estimate']:.1f}% "
                      f"(Wilson 95% CIs in the table); optimism-corrected sensitivity "
                      f"{100 * b['optimism_corrected']['sensitivity']:.1f}%, specificity "
                      f"{100 * b['optimism_corrected']['specificity']:.1f}% ({b['n_resamples']} bootstrap resamples).")
-    if cmp["z"] is None:
-        lines.append(f"DeLong comparison 0-18 vs 0-16 undefined: {cmp['undefined']}.")
+    if "unavailable" in cmp:
+        lines.append(f"0-18 vs 0-16 not compared: {cmp['unavailable']}.")
     else:
-        lines.append(f"DeLong comparison 0-18 vs 0-16: z = {cmp['z']:.2f}, p = {cmp['p']:.3g}; bootstrap 95% CI of the "
-                     f"AUROC difference {cmp['bootstrap']['ci95'][0]:.3f} to {cmp['bootstrap']['ci95'][1]:.3f}.")
-    for what in ("sensitivity", "specificity"):
-        m = result["cutoff_comparison"][what]
-        test = "undefined (no discordant patients)" if m["statistic"] is None else \
-            f"McNemar chi-squared {m['statistic']:.3g}, p = {m['p']:.3g}"
-        lines.append(f"{what.capitalize()} 0-18 vs 0-16 at their cut-offs: discordant {m['discordant']}, {test}.")
+        if cmp["z"] is None:
+            lines.append(f"DeLong comparison 0-18 vs 0-16 undefined: {cmp['undefined']}.")
+        else:
+            lines.append(f"DeLong comparison 0-18 vs 0-16: z = {cmp['z']:.2f}, p = {cmp['p']:.3g}; bootstrap 95% CI of "
+                         f"the AUROC difference {cmp['bootstrap']['ci95'][0]:.3f} to {cmp['bootstrap']['ci95'][1]:.3f}.")
+        for what in ("sensitivity", "specificity"):
+            m = result["cutoff_comparison"][what]
+            test = "undefined (no discordant patients)" if m["statistic"] is None else \
+                f"McNemar chi-squared {m['statistic']:.3g}, p = {m['p']:.3g}"
+            lines.append(f"{what.capitalize()} 0-18 vs 0-16 at their cut-offs: discordant {m['discordant']}, {test}.")
     th = result["thickness"]
-    mw = th["mann_whitney"]
-    lines.append(f"Thickness: Mann-Whitney U = {mw['U']:g}, p = {mw['p']:.3g} ({mw['method']}); "
-                 f"cut-off <= {th['cutoff_mm']:g} mm.")
+    if "unavailable" in th:
+        lines.append(f"Thickness: not analysed, {th['unavailable']}.")
+    else:
+        mw = th["mann_whitney"]
+        lines.append(f"Thickness: Mann-Whitney U = {mw['U']:g}, p = {mw['p']:.3g} ({mw['method']}); "
+                     f"cut-off <= {th['cutoff_mm']:g} mm.")
     return lines
 
 
 def _run(args) -> int:
     analyze(args.scores, args.out, args.overwrite, args.bootstrap, args.seed)
-    print(f"wrote {args.out}/report.json, report.html, roc.png, thickness_roc.png")
+    print(f"wrote {args.out}/report.json and report.html")
     return 0
 
 

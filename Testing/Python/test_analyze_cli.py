@@ -250,3 +250,22 @@ def test_ra_qc_and_in_training_columns(tmp_path):
     assert rep["n_cases"] + rep["n_controls"] == 60 and rep["flow"]["excluded"] == [] and "analysed_patients" not in rep
     df.loc[df.index[4], "in_training"] = "maybe"
     assert rheumtexture(["analyze", str(_write(tmp_path, df)), "--out", str(tmp_path / "bad")]) == 2
+
+
+def test_sjogren_score_then_analyze_with_a_failed_gland_image(us_segmentation_trained, tmp_path):
+    """A gland image that cannot be read leaves that patient's gland_score empty; analyze must still run,
+    count the image in the flow table and leave the patient out of the 0-16 analysis only."""
+    assert sjogrenus(["phantom", str(tmp_path / "cohort"), "--patients", "4", "--seed", "12"]) == 0
+    cohort = pd.read_csv(tmp_path / "cohort" / "cohort.csv")
+    broken = tmp_path / "cohort" / cohort.loc[cohort.label == 1, "parotid_left_image"].iloc[0]
+    broken.write_bytes(b"not an image")
+    scores = tmp_path / "scores.csv"
+    assert sjogrenus(["score", str(tmp_path / "cohort" / "cohort.csv"), "--bundle", str(us_segmentation_trained),
+                      "--out", str(scores)]) == 0
+    assert pd.read_csv(scores)["gland_score"].isna().sum() >= 1
+    assert sjogrenus(["analyze", str(scores), "--out", str(tmp_path / "out"), "--bootstrap", "50"]) == 0
+    rep = json.loads((tmp_path / "out" / "report.json").read_text())
+    f = rep["flow"]
+    assert f["given"]["patients"] == 4
+    assert f["measurement"]["images_unreadable"] == 1 and f["measurement"]["sites_missing"]["parotid_left"] >= 1
+    assert f["analysed"]["0-16"]["patients"] == 4 - rep["excluded"]["0-16"] <= 3
