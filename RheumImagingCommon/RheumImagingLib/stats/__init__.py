@@ -12,4 +12,9 @@ Conventions (documented once here, repeated in the README section "Cohort statis
   <= t" (pROC with ``direction = ">"`` reports the midpoint between ``t`` and the next observed value).
   The sensitivity/specificity pairs are identical; every tied maximum of Youden's J is listed.
 * Proportions carry Wilson score 95% intervals (no continuity correction).
+* DeLong edge cases as pROC: zero variance gives z = 0 (equal AUCs) or +-inf with p = 0; a single case or
+  control leaves variance, CI and test undefined with the reason (pROC: NA/NaN).
+* Paired cut-off comparisons use McNemar's test as R ``mcnemar.test`` (``paired``); bootstrap CIs and optimism
+  are stratified and seeded (``bootstrap``); calibration (``calibration``), reader agreement as R ``irr``
+  (``agreement``) and the STARD participant flow (``flow``) each have their own module.
 """
