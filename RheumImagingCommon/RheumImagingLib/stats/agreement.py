@@ -7,9 +7,7 @@ counted in ``n_subjects_incomplete``.
 
 from __future__ import annotations
 
-import math
 from itertools import combinations
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -17,41 +15,20 @@ from scipy import stats
 
 from ..errors import InputError
 from .roc import Z975
+from .table import read_scores
 
 COLUMNS = ("subject", "reader", "measure", "value")
 
 
 def read_readings(path) -> pd.DataFrame:
     """Read and check a readings CSV; every problem is an InputError naming the file, row and column."""
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(path, "no such file")
-    try:
-        raw = pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise InputError(path, f"not a readable CSV table ({exc})") from None
-    raw.columns = [c.strip() for c in raw.columns]
-    missing = [c for c in COLUMNS if c not in raw.columns]
-    if missing:
-        raise InputError(path, f"missing column(s) {', '.join(repr(c) for c in missing)}; found {', '.join(raw.columns)}")
-    if raw.empty:
-        raise InputError(path, "the table has no data rows")
-    out = raw[list(COLUMNS)].apply(lambda c: c.str.strip())
+    table = read_scores(path, numeric=("value",), required=COLUMNS)
+    out = table[list(COLUMNS)].copy()
     for col in ("subject", "reader", "measure"):
+        out[col] = out[col].str.strip()
         empty = np.flatnonzero(out[col] == "")
         if empty.size:
             raise InputError(path, f"column '{col}', row {empty[0] + 1}: empty cell")
-    values = []
-    for i, text in enumerate(out["value"], start=1):
-        try:
-            v = float(text)
-        except ValueError:
-            raise InputError(path, f"column 'value', row {i}: {text!r} is not a number" if text
-                             else f"column 'value', row {i}: empty cell") from None
-        if not math.isfinite(v):
-            raise InputError(path, f"column 'value', row {i}: {text!r} is not a finite number (NaN/inf)")
-        values.append(v)
-    out["value"] = values
     dup = out.duplicated(["subject", "reader", "measure"], keep="first")
     if dup.any():
         i = int(np.flatnonzero(dup)[0])

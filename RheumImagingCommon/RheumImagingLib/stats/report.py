@@ -29,22 +29,26 @@ def check_writable(out_dir, names, overwrite: bool) -> Path:
     return out
 
 
-def plot_roc(path, curves, title: str) -> None:
-    """``curves``: list of (label, fpr, tpr). Writes one PNG with the chance diagonal."""
+def _unit_square(path, title: str, xlabel: str, ylabel: str, legend: str, draw, diagonal: str | None = None) -> None:
+    """One 5x5 in PNG on [0, 1] x [0, 1] with the dashed diagonal; ``draw(ax)`` adds the data."""
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     fig, ax = plt.subplots(figsize=(5, 5), dpi=100)
-    for label, fpr, tpr in curves:
-        ax.step(fpr, tpr, where="post", label=label)
-    ax.plot([0, 1], [0, 1], ls="--", color="grey", lw=0.8)
-    ax.set_xlabel("1 - specificity")
-    ax.set_ylabel("sensitivity")
-    ax.set_xlim(0, 1)
-    ax.set_ylim(0, 1)
-    ax.set_title(title)
-    ax.legend(loc="lower right")
+    draw(ax)
+    ax.plot([0, 1], [0, 1], ls="--", color="grey", lw=0.8, label=diagonal)
+    ax.set(xlabel=xlabel, ylabel=ylabel, xlim=(0, 1), ylim=(0, 1), title=title)
+    ax.legend(loc=legend)
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
+
+
+def plot_roc(path, curves, title: str) -> None:
+    """``curves``: list of (label, fpr, tpr). Writes one PNG with the chance diagonal."""
+    def draw(ax):
+        for label, fpr, tpr in curves:
+            ax.step(fpr, tpr, where="post", label=label)
+
+    _unit_square(path, title, "1 - specificity", "sensitivity", "lower right", draw)
 
 
 def _fmt(v) -> str:
@@ -110,20 +114,12 @@ def plot_bland_altman(path, pairs, title: str) -> None:
 
 def plot_calibration(path, groups: list[dict], title: str) -> None:
     """Grouped calibration plot: observed proportion (Wilson 95% CI) against mean predicted risk, with the diagonal."""
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    fig, ax = plt.subplots(figsize=(5, 5), dpi=100)
-    x = [g["mean_predicted"] for g in groups]
-    y = [g["observed"] for g in groups]
     err = [[max(0.0, g["observed"] - g["observed_ci95"][0]) for g in groups],  # Wilson bounds can miss 0/1 by rounding
            [max(0.0, g["observed_ci95"][1] - g["observed"]) for g in groups]]
-    ax.errorbar(x, y, yerr=err, fmt="o", capsize=3, label="groups of patients (Wilson 95% CI)")
-    ax.plot([0, 1], [0, 1], ls="--", color="grey", lw=0.8, label="perfect calibration")
-    ax.set_xlabel("mean predicted (score)")
-    ax.set_ylabel("observed proportion of cases")
-    ax.set_xlim(0, 1)
-    ax.set_ylim(0, 1)
-    ax.set_title(title)
-    ax.legend(loc="upper left")
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+
+    def draw(ax):
+        ax.errorbar([g["mean_predicted"] for g in groups], [g["observed"] for g in groups], yerr=err, fmt="o",
+                    capsize=3, label="groups of patients (Wilson 95% CI)")
+
+    _unit_square(path, title, "mean predicted (score)", "observed proportion of cases", "upper left", draw,
+                 diagonal="perfect calibration")
