@@ -36,7 +36,7 @@ def setup(work: Path, log) -> dict:
     cohort = work / "phantoms" / "cohort.csv"
     bundle = train_segmentation(BUNDLE_DIR, cohort, work / "bundle", config="demo", overrides=TRAINING)
     log(f"set-up (10 phantom studies, segmentation training): {time.perf_counter() - start:.0f} s")
-    return {"bundle": bundle, "studies": studies_from_inputs([str(cohort)]), "system": load_system("hocevar_0_4")}
+    return {"bundle": bundle, "studies": studies_from_inputs([str(cohort)]), "system": load_system("salaffi_0_4")}
 
 
 def _rows(path: Path) -> list[dict]:

@@ -50,7 +50,7 @@ def test_sjogrenus_scores_equal_with_onnxruntime_and_eager(us_segmentation_train
 
     assert main(["phantom", str(tmp_path / "phantoms"), "--patients", "2", "--seed", "13"]) == 0
     studies = studies_from_inputs([str(tmp_path / "phantoms" / "cohort.csv")])
-    system = load_system("hocevar_0_4")
+    system = load_system("salaffi_0_4")
     rows, labels = {}, {}
     for name in ("onnxruntime", "torch"):
         segmenter = USSegmenter(us_segmentation_trained, runtime=name)

@@ -73,11 +73,11 @@ def test_patient_workflow_corrections_and_save_reload(scene, segmenter, tmp_path
         assert np.array_equal(logic.labels_from_segmentation(volume), predicted)
         assert provenance(seg)["checkpoint_sha256"] == segmenter.checkpoint_sha256
         assert provenance(seg)["input"] == f"/data/PSS0001_{site}.dcm"
-        assert provenance(seg)["scoring_system"] == "hocevar_0_4" and provenance(seg)["time"]
+        assert provenance(seg)["scoring_system"] == "salaffi_0_4" and provenance(seg)["time"]
         assert patient_of(scene, seg) == "PSS0001" and logic.table_node(volume) is table
     assert patient_of(scene, table) == "PSS0001"
     info = provenance(table)
-    assert info["scoring_system"] == "hocevar_0_4" and info["bundle"] == segmenter.bundle.name and info["bundle_version"]
+    assert info["scoring_system"] == "salaffi_0_4" and info["bundle"] == segmenter.bundle.name and info["bundle_version"]
     assert info["checkpoint_sha256"] == segmenter.checkpoint_sha256 and info["label"] == "1"
 
     # the user corrects the masks (here: paints the phantom's truth); the image is measured again
