@@ -178,7 +178,8 @@ class SjogrenUSLogic:
         allowed = reader_criteria(system)
         unknown = sorted(set(entries) - set(allowed))
         if site not in GLAND_SITES or unknown:
-            raise ValueError(f"site must be one of {GLAND_SITES} and criteria among {allowed}; got {site!r}, {unknown}")
+            raise ValueError(f"site must be one of {GLAND_SITES} and criteria among {allowed}; "
+                             f"got {site!r}, {unknown}")
         stored = table.GetAttribute(_FINDINGS_ATTR.format(site=site))
         if not stored:
             raise ValueError(f"{site} has no measured grade to update; run process_patient first")
@@ -190,7 +191,8 @@ class SjogrenUSLogic:
         row = table_row(table, site)
         table.SetCellText(row, COLUMNS.index("grade"), str(grade))
         notes = grading_notes(system, reader)
-        table.SetCellText(row, COLUMNS.index("status"), "; ".join(["ok: reader findings " + json.dumps(reader)] + notes))
+        status = "; ".join([f"ok: reader findings {json.dumps(reader)}"] + notes)
+        table.SetCellText(row, COLUMNS.index("status"), status)
         set_provenance(table, edited="true", time=_now())
         self._write_totals(table)
         return grade

@@ -52,7 +52,8 @@ def analyse_image(site: str | None, pixels, spacing_mm, segmenter, system: dict,
     return r
 
 
-def patient_row(patient_id: str, label, results: dict, system: dict, notes=(), thickness_mm: float | None = None) -> dict:
+def patient_row(patient_id: str, label, results: dict, system: dict, notes=(),
+                thickness_mm: float | None = None) -> dict:
     """The scores row (ROW_COLUMNS) for one patient; what could not be measured is left empty.
     ``thickness_mm``: a caliper reading by the user, which replaces the automatic thickness."""
     grades = {s: (results[s].gland.grade if s in results and results[s].gland else None) for s in GLAND_SITES}

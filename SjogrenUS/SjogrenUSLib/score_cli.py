@@ -86,8 +86,9 @@ def _run(args) -> int:
         for site, found in entries.get("glands", {}).items():
             unknown = sorted(set(found) - known)
             if unknown:
-                raise InputError(Path(args.inputs[0]), f"patient {pid}: column(s) {', '.join(f'{site}_{u}' for u in unknown)} "
-                                 f"are not reader criteria of {system['name']} (those are: {', '.join(sorted(known)) or 'none'})")
+                columns = ", ".join(f"{site}_{u}" for u in unknown)
+                raise InputError(Path(args.inputs[0]), f"patient {pid}: column(s) {columns} are not reader criteria "
+                                 f"of {system['name']} (those are: {', '.join(sorted(known)) or 'none'})")
     bundle = Path(args.bundle) if args.bundle else BUNDLE_DIR
     if not (bundle / "models" / "model.pt").is_file():
         raise InputError(bundle, "no trained weights (models/model.pt); train with 'sjogrenus train' and pass --bundle")
@@ -101,7 +102,7 @@ def _run(args) -> int:
 
 
 def score_studies(studies, out: Path, segmenter, system: dict, progress: bool = True) -> dict:
-    """Segment, measure and score each (patient_id, label, {site: path}, reader entries) study; writes ``out``.
+    """Segment, measure and score each (patient_id, label, {site: path}[, reader entries]) study; writes ``out``.
 
     Images stream one at a time (memory flat in the cohort size); a failing image is skipped and noted.
     """
@@ -110,8 +111,9 @@ def score_studies(studies, out: Path, segmenter, system: dict, progress: bool = 
     from RheumImagingLib.imageio import read_image
 
     rows, failures = [], 0
-    for pid, label, paths, entries in tqdm(studies, desc="scoring", unit="patient", disable=not progress):
+    for pid, label, paths, *rest in tqdm(studies, desc="scoring", unit="patient", disable=not progress):
         results, notes = {}, []
+        entries = rest[0] if rest else {}
         readers = entries.get("glands", {})
         for site, path in paths.items():
             try:
