@@ -39,16 +39,21 @@ def mucosa_sample(seed: int, k: int, acquisition: str = "varied"):
     return px, lab, truth
 
 
-def calibrate_echogenicity(seeds=CALIBRATION_SEEDS, per_seed: int = 2, acquisition: str = "varied") -> float:
-    """MIN_SCORE_DB: the best cut of contrast_db + spread_db on the truth masks of these seeds."""
-    scores, hetero = [], []
+def _fit(sample, feature, positive, seeds, per_seed: int, acquisition: str) -> float:
+    """best_threshold of ``feature(px, lab, truth)`` against ``positive(truth)`` over the samples of these seeds."""
+    values, truths = [], []
     for seed in seeds:
         for k in range(per_seed):
-            px, lab, truth = mucosa_sample(seed, k, acquisition)
-            contrast, spread, _, _ = echogenicity.features(px, lab)
-            scores.append(contrast + spread)
-            hetero.append(truth["echogenicity"] == "heterogeneous_hyperechoic")
-    return best_threshold(scores, hetero)
+            px, lab, truth = sample(seed, k, acquisition)
+            values.append(feature(px, lab, truth))
+            truths.append(positive(truth))
+    return best_threshold(values, truths)
+
+
+def calibrate_echogenicity(seeds=CALIBRATION_SEEDS, per_seed: int = 2, acquisition: str = "varied") -> float:
+    """MIN_SCORE_DB: the best cut of contrast_db + spread_db on the truth masks of these seeds."""
+    return _fit(mucosa_sample, lambda px, lab, _: sum(echogenicity.features(px, lab)[:2]),
+                lambda t: t["echogenicity"] == "heterogeneous_hyperechoic", seeds, per_seed, acquisition)
 
 
 def inhomogeneity_sample(seed: int, k: int, acquisition: str = "fixed"):
@@ -61,13 +66,8 @@ def inhomogeneity_sample(seed: int, k: int, acquisition: str = "fixed"):
 
 def calibrate_inhomogeneity(seeds=CALIBRATION_SEEDS, per_seed: int = 2, acquisition: str = "fixed") -> float:
     """The OMERACT 'mild inhomogeneity' cut of glands.inhomogeneity_index on these seeds."""
-    values, inhomogeneous = [], []
-    for seed in seeds:
-        for k in range(per_seed):
-            px, lab, truth = inhomogeneity_sample(seed, k, acquisition)
-            values.append(glands.inhomogeneity_index(px, lab, truth["spacing_mm"]))
-            inhomogeneous.append(truth["inhomogeneity"] >= MILD_INHOMOGENEITY)
-    return best_threshold(values, inhomogeneous)
+    return _fit(inhomogeneity_sample, lambda px, lab, t: glands.inhomogeneity_index(px, lab, t["spacing_mm"]),
+                lambda t: t["inhomogeneity"] >= MILD_INHOMOGENEITY, seeds, per_seed, acquisition)
 
 
 FOCUS_RATIO_CANDIDATES = (0.65, 0.7, 0.75, 0.8, 0.85)
