@@ -116,17 +116,19 @@ def _old_grey_level_rule(px, lab) -> bool:
 def evaluate_acquisition(n_patients: int = 40, seed: int = HELD_OUT_SEED_BASE + 500) -> dict:
     """Figures on held-out phantom patients with varied acquisition, from the true masks (foci merged
     into the parenchyma): echogenicity accuracy (relative measure; the old grey-level rule beside it),
-    Salaffi gland-grade weighted kappa against the Salaffi grade of the true foci, the 0-18 AUROC
-    against the pSS label, and leave-one-setting-out echogenicity (calibrate on images whose setting
+    Salaffi gland-grade weighted kappa against the Salaffi grade of the true foci, OMERACT grades against
+    those of the true foci, coverage and inhomogeneity, the inhomogeneity cut's accuracy at fixed and
+    varied acquisition, the 0-18 AUROC against the pSS label, and leave-one-setting-out echogenicity (calibrate on images whose setting
     lies in one half of its range, test on the other half, both ways)."""
     from sklearn.metrics import cohen_kappa_score, roc_auc_score
 
     from .patient import analyse_image, patient_row
-    from .phantom import ACQUISITION_RANGES, SITES, draw_patient
-    from .scoring import load_system
+    from .phantom import ACQUISITION_MODES, ACQUISITION_RANGES, SITES, draw_patient
+    from .scoring import grade_gland, load_system
 
-    system = load_system("salaffi_0_4")
+    system, omeract = load_system("salaffi_0_4"), load_system("omeract_0_3")
     echo_rows, truth_grades, found_grades, labels, modified = [], [], [], [], []
+    omeract_truth, omeract_found = [], []
     for i in range(n_patients):
         label = int(i % 2 == 0)
         patient = draw_patient(np.random.default_rng([seed, i]), label)
@@ -141,8 +143,14 @@ def evaluate_acquisition(n_patients: int = 40, seed: int = HELD_OUT_SEED_BASE + 
                                   "old": _old_grey_level_rule(px, lab)})
             else:
                 px, lab, t = render_gland(rng, site, patient["grades"][k - 1], acquisition=acq)
-                lab = np.where(lab == 4, 3, lab)
+                true_foci = lab == 4
+                lab = np.where(true_foci, 3, lab)
                 truth_grades.append(grade_gland_of_truth(t, system))
+                coverage = glands.diffuse_coverage(true_foci, glands.parenchyma_region(lab), t["spacing_mm"])
+                inhomogeneous = 1.0 if t["inhomogeneity"] >= MILD_INHOMOGENEITY else 0.0
+                omeract_truth.append(grade_gland([f["diameter_mm"] for f in t["foci"]], omeract,
+                                                 {"diffuse_coverage": coverage, "inhomogeneity": inhomogeneous}))
+                omeract_found.append(glands.grade_image(px, lab, t["spacing_mm"], omeract).grade)
             results[site] = analyse_image(site, px, t["spacing_mm"], None, system, labels=lab)
             if site != "mucosa":
                 found_grades.append(results[site].gland.grade)
@@ -159,8 +167,19 @@ def evaluate_acquisition(n_patients: int = 40, seed: int = HELD_OUT_SEED_BASE + 
         "salaffi_grade_kappa_quadratic": float(cohen_kappa_score(truth_grades, found_grades, weights="quadratic")),
         "salaffi_grade_exact_agreement": float(np.mean(np.array(truth_grades) == np.array(found_grades))),
         "modified_0_18_auroc": float(roc_auc_score(labels, modified)),
+        "omeract_grade_kappa_linear": float(cohen_kappa_score(omeract_truth, omeract_found, weights="linear")),
+        "omeract_grade_exact_agreement": float(np.mean(np.array(omeract_truth) == np.array(omeract_found))),
+        "inhomogeneity_accuracy": {},
         "leave_one_setting_out": {},
     }
+    cut = next(c["min"] for r in omeract["rules"] for c in r.get("all", []) if c.get("measure") == "inhomogeneity")
+    for mode in ACQUISITION_MODES:
+        right = []
+        for k in range(24):
+            px, lab, t = inhomogeneity_sample(seed + k, k, mode)
+            index = glands.inhomogeneity_index(px, lab, t["spacing_mm"])
+            right.append((index >= cut) == (t["inhomogeneity"] >= MILD_INHOMOGENEITY))
+        out["inhomogeneity_accuracy"][mode] = float(np.mean(right))
     for name in SETTINGS:
         mid = float(np.mean(ACQUISITION_RANGES[name]))
         value = np.array([r[name] for r in echo_rows])
