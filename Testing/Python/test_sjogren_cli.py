@@ -80,3 +80,27 @@ def test_score_bad_inputs_exit_2_and_keep_existing_output(tmp_path, capsys):
     busy.mkdir()
     (busy / "f").write_text("x")
     assert main(["train", "--cohort", str(tmp_path / "c.csv"), "--out", str(busy)]) == 2
+
+
+def test_score_reads_caliper_and_reader_columns_from_the_cohort(us_segmentation_trained, tmp_path):
+    import csv
+
+    assert main(["phantom", str(tmp_path / "c"), "--patients", "1", "--seed", "21"]) == 0
+    cohort = tmp_path / "c" / "cohort.csv"
+    with open(cohort, newline="") as f:
+        rows = list(csv.DictReader(f))
+    rows[0].update(thickness_mm="0.52", parotid_left_echogenic_bands="no")
+    with open(cohort, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    out = tmp_path / "scores.csv"
+    assert main(["score", str(cohort), "--bundle", str(us_segmentation_trained), "--out", str(out)]) == 0
+    with open(out, newline="") as f:
+        row = next(csv.DictReader(f))
+    assert row["thickness_mm"] == "0.52" and row["thickness_source"] == "user"
+    assert "parotid_left: echogenic_bands" not in row["notes"]  # entered by the reader
+    assert "parotid_right: echogenic_bands not entered by a reader" in row["notes"]
+    # a criterion the chosen system does not have is refused, naming the column
+    assert main(["score", str(cohort), "--bundle", str(us_segmentation_trained), "--out", str(tmp_path / "o.csv"),
+                 "--scoring-system", "omeract_0_3"]) == 2
