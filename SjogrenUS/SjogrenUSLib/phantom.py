@@ -17,6 +17,11 @@ attenuation with time-gain compensation, log compression), rows = depth, probe a
   relative to the muscle around it) holding round hypoechoic foci (label 4, inside the
   parenchyma) whose count and size follow the grade (``scoring_systems/phantom_grading.json``).
 
+Scanner settings: ``acquisition="fixed"`` (one gain, 45 dB dynamic range, one probe per site) or, per
+image, ``draw_acquisition`` (``--acquisition varied``): gain, dynamic range, transducer frequency,
+speckle reduction and pixel spacing drawn from the image's own random stream, so that they are
+independent of the label and of the truth, and recorded in the truth.
+
 Labels: 0 background, 1 mucosa epithelium, 2 mucosa submucosa, 3 gland parenchyma, 4 hypoechoic
 focus (part of the parenchyma: parenchyma = labels 3 and 4).
 
