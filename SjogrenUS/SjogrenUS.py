@@ -54,7 +54,7 @@ class SjogrenUSParameterNode:
     imagePath: str = ""
     patientId: str = ""
     bundlePath: str = ""
-    scoringSystem: str = "hocevar_0_4"
+    scoringSystem: str = "salaffi_0_4"
 
 
 class SjogrenUSWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):

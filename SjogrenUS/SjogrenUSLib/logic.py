@@ -12,6 +12,7 @@ the subject hierarchy; each volume references its results.
 from __future__ import annotations
 
 import datetime
+import json
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +25,7 @@ from RheumImagingLib.scene import place_under_patient, provenance, set_provenanc
 from . import echogenicity as echo_mod
 from .measure import line_length_mm
 from .patient import SITES, analyse_image
-from .scoring import GLAND_SITES, load_system, mucosa_score, totals
+from .scoring import DEFAULT_SYSTEM, GLAND_SITES, load_system, mucosa_score, totals
 
 #: label value -> (segment name, colour); the segmenter's labels (segmentation.LABELS).
 SEGMENTS = {1: ("epithelium", (0.95, 0.75, 0.2)), 2: ("submucosa", (0.3, 0.6, 1.0)),
@@ -38,6 +39,8 @@ _TABLE_ROLE = "SjogrenUS.Scores"
 _VOLUME_ROLE = "SjogrenUS.Volume.{site}"
 _PATIENT_ATTR = "SjogrenUS.PatientID"
 _SITE_ATTR = "SjogrenUS.Site"
+_FINDINGS_ATTR = "SjogrenUS.Findings.{site}"  # measured gland features (JSON), for regrading
+_READER_ATTR = "SjogrenUS.Reader.{site}"  # the reader's entries for unmeasured criteria (JSON)
 UNAVAILABLE = "unavailable"
 
 
@@ -58,7 +61,7 @@ class SjogrenUSLogic:
     ``system`` a scoring-system name or JSON path (``scoring_systems/``).
     """
 
-    def __init__(self, scene, segmenter=None, system: str = "hocevar_0_4"):
+    def __init__(self, scene, segmenter=None, system: str = DEFAULT_SYSTEM):
         self.scene = scene
         self.segmenter = segmenter
         self.system_ref = str(system)
@@ -141,19 +144,58 @@ class SjogrenUSLogic:
             self._segmentation_node(volume, np.asarray(labels), info)
         labels = self.labels_from_segmentation(volume)
         pixels = array_from_volume(volume).astype(np.float32)
-        result = analyse_image(site, pixels, spacing_mm(volume), None, self._system_of(table), labels=labels)
+        reader = json.loads(table.GetAttribute(_READER_ATTR.format(site=site)) or "{}")
+        result = analyse_image(site, pixels, spacing_mm(volume), None, self._system_of(table), labels=labels,
+                               reader=reader or None)
         set_provenance(seg, edited="true", time=info["time"])
         row = table_row(table, site)
         for col in range(1, len(COLUMNS)):
             table.SetCellText(row, col, "")
         if site == "mucosa":
-            self._thickness_line(volume, labels, info)
+            line = self.line_node(volume)
+            caliper = line is not None and provenance(line).get("edited") == "true"
+            if not caliper:
+                self._thickness_line(volume, labels, info)
             self._write_mucosa_row(table, result.thickness, result.echo)
+            if caliper:  # the user's caliper line wins over the automatic thickness
+                set_provenance(table, edited="true", time=info["time"])
+                self.update_from_line(volume)
+                return result
         else:
             self._write_gland_row(table, site, result.gland)
         set_provenance(table, edited="true", time=info["time"])
         self._write_totals(table)
         return result
+
+    def set_reader_findings(self, table_or_patient, site: str, **entries):
+        """The reader's entries for a gland's criteria the software does not measure (e.g.
+        ``echogenic_bands=True``, ``calcifications=False``; None clears one); the grade is recomputed
+        from the stored measurements and these entries, and totals follow."""
+        from .scoring import grade_gland, grading_notes, reader_criteria
+
+        table = self._resolve_table(table_or_patient)
+        system = self._system_of(table)
+        allowed = reader_criteria(system)
+        unknown = sorted(set(entries) - set(allowed))
+        if site not in GLAND_SITES or unknown:
+            raise ValueError(f"site must be one of {GLAND_SITES} and criteria among {allowed}; "
+                             f"got {site!r}, {unknown}")
+        stored = table.GetAttribute(_FINDINGS_ATTR.format(site=site))
+        if not stored:
+            raise ValueError(f"{site} has no measured grade to update; run process_patient first")
+        reader = dict(json.loads(table.GetAttribute(_READER_ATTR.format(site=site)) or "{}"), **entries)
+        reader = {k: (None if v is None else bool(v)) for k, v in reader.items()}
+        table.SetAttribute(_READER_ATTR.format(site=site), json.dumps(reader))
+        measured = json.loads(stored)
+        grade = grade_gland(measured.pop("diameters_mm"), system, dict(measured, **reader))
+        row = table_row(table, site)
+        table.SetCellText(row, COLUMNS.index("grade"), str(grade))
+        notes = grading_notes(system, reader)
+        status = "; ".join([f"ok: reader findings {json.dumps(reader)}"] + notes)
+        table.SetCellText(row, COLUMNS.index("status"), status)
+        set_provenance(table, edited="true", time=_now())
+        self._write_totals(table)
+        return grade
 
     def override_grade(self, table_or_patient, site: str, grade: int):
         """The user's grade replaces the measured one; totals follow."""
@@ -371,7 +413,10 @@ class SjogrenUSLogic:
             return
         table.SetCellText(row, COLUMNS.index("grade"), str(gland.grade))
         table.SetCellText(row, COLUMNS.index("foci_count"), str(len(gland.diameters_mm)))
-        table.SetCellText(row, COLUMNS.index("status"), "ok")
+        table.SetCellText(row, COLUMNS.index("status"), "; ".join(["ok"] + gland.notes))
+        table.SetAttribute(_FINDINGS_ATTR.format(site=site), json.dumps(
+            {"diameters_mm": gland.diameters_mm, "inhomogeneity": gland.inhomogeneity,
+             "diffuse_coverage": gland.diffuse_coverage}))
 
     def _write_mucosa_row(self, table, thickness, echo):
         row = table_row(table, "mucosa")

@@ -1,4 +1,14 @@
-"""Layer thickness in mm from a label map: perpendicular to the layer, only with a real calibration."""
+"""Layer thickness in mm from a label map: perpendicular to the layer, only with a real calibration.
+
+What is measured: the buccal mucosa's epithelium (segmentation label 1, the hyperechoic surface band
+between the gel/probe and the hypoechoic submucosa), not the full mucosa (epithelium + lamina propria
++ submucosa down to the buccinator). That is the layer whose thinning the seed study's "thickness of
+buccal mucosa" (cut-off 0.38 mm) describes: at 0.38 mm it can only be the epithelial band, the full
+mucosa being millimetres thick. The value is the mean (and median) over every column that holds the
+layer of its extent perpendicular to the layer's smoothed centre line; a user's caliper reading at one
+point (a drawn line in the module, or a ``thickness_mm`` cohort column for ``sjogrenus score``)
+replaces it and is recorded as user-given.
+"""
 
 from __future__ import annotations
 
@@ -53,5 +63,10 @@ def line_length_mm(p0_mm, p1_mm, calibrated: bool) -> Thickness:
     """Thickness from a user-drawn line (end points in mm, RAS of a calibrated volume)."""
     if not calibrated:
         return Thickness("unavailable", reason="image is uncalibrated: a drawn line has no length in mm")
-    d = float(np.linalg.norm(np.asarray(p1_mm, float) - np.asarray(p0_mm, float)))
-    return Thickness("ok", d, d, 1, samples_mm=[d])
+    return user_thickness(np.linalg.norm(np.asarray(p1_mm, float) - np.asarray(p0_mm, float)))
+
+
+def user_thickness(thickness_mm: float) -> Thickness:
+    """A caliper reading (mm) the user typed or measured: it replaces the automatic value."""
+    t = float(thickness_mm)
+    return Thickness("ok", t, t, 1, samples_mm=[t])

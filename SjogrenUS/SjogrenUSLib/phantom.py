@@ -17,6 +17,11 @@ attenuation with time-gain compensation, log compression), rows = depth, probe a
   relative to the muscle around it) holding round hypoechoic foci (label 4, inside the
   parenchyma) whose count and size follow the grade (``scoring_systems/phantom_grading.json``).
 
+Scanner settings: ``acquisition="fixed"`` (one gain, 45 dB dynamic range, one probe per site) or, per
+image, ``draw_acquisition`` (``--acquisition varied``): gain, dynamic range, transducer frequency,
+speckle reduction and pixel spacing drawn from the image's own random stream, so that they are
+independent of the label and of the truth, and recorded in the truth.
+
 Labels: 0 background, 1 mucosa epithelium, 2 mucosa submucosa, 3 gland parenchyma, 4 hypoechoic
 focus (part of the parenchyma: parenchyma = labels 3 and 4).
 
@@ -27,6 +32,7 @@ grades (controls mostly 0-1).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -37,6 +43,7 @@ from RheumImagingLib.cohort_folder import alternating_patients, cohort_writer
 from RheumImagingLib.errors import InputError
 
 from .phantom_bmode import Probe, bmode, smooth_noise
+from .scoring import grade_gland
 
 SITES = ("mucosa", "parotid_left", "parotid_right", "submandibular_left", "submandibular_right")
 GLANDS = SITES[1:]
@@ -51,6 +58,16 @@ GLAND_PROBE = Probe(frequency_mhz=12.0, axial_fwhm_mm=0.15, lateral_fwhm_mm=0.35
 
 GRADING_FILE = Path(__file__).with_name("scoring_systems") / "phantom_grading.json"
 GRADING = json.loads(GRADING_FILE.read_text())
+
+# Acquisition variation ("varied"): drawn per image from its own random stream, independent of the
+# patient's label and truth. Gain offset (dB, added to the +-1.5 dB jitter), dynamic range (dB),
+# transducer frequency as a factor (the PSF widths scale with 1/factor: speckle size), speckle
+# reduction (Gaussian sigma in pixels on the log image) and pixel spacing as a factor.
+ACQUISITION_MODES = ("fixed", "varied")
+ACQUISITION_RANGES = {"gain_db": (-10.0, 10.0), "dynamic_range_db": (40.0, 70.0), "frequency_factor": (0.75, 1.25),
+                      "speckle_reduction_px": (0.0, 1.0), "spacing_factor": (0.95, 1.2)}
+FIXED_ACQUISITION = {"gain_db": 0.0, "dynamic_range_db": 45.0, "frequency_factor": 1.0, "speckle_reduction_px": 0.0,
+                     "spacing_factor": 1.0}
 
 # Cohort distributions (thickness: log-normal median and log-sd in mm).
 THICKNESS = {1: (0.32, 0.18), 0: (0.45, 0.15)}
@@ -94,8 +111,32 @@ def _undulation(rng: np.random.Generator, cols: int, amplitude_px: float) -> tup
     return offset, slope
 
 
+def draw_acquisition(rng_or_seed) -> dict:
+    """One image's scanner settings, uniform in ACQUISITION_RANGES (for ``--acquisition varied``)."""
+    rng = _rng(rng_or_seed)
+    return {k: round(float(rng.uniform(lo, hi)), 4) for k, (lo, hi) in ACQUISITION_RANGES.items()}
+
+
+def _acquire(rng, refl, sp, probe: Probe, acquisition: dict | None):
+    """B-mode image of ``refl`` and the settings used: the fixed probe, or ``acquisition``'s variation."""
+    gain_db = rng.uniform(-1.5, 1.5)
+    acq = dict(FIXED_ACQUISITION, **(acquisition or {}))
+    f = acq["frequency_factor"]
+    probe = dataclasses.replace(probe, frequency_mhz=probe.frequency_mhz * f, axial_fwhm_mm=probe.axial_fwhm_mm / f,
+                                lateral_fwhm_mm=probe.lateral_fwhm_mm / f, dynamic_range_db=acq["dynamic_range_db"])
+    gain_db += acq["gain_db"]
+    pixels = bmode(rng, refl, (sp, sp), probe, gain_db, acq["speckle_reduction_px"])
+    info = {"gain_db": round(gain_db, 3),
+            "probe": {"frequency_mhz": round(probe.frequency_mhz, 4), "axial_fwhm_mm": round(probe.axial_fwhm_mm, 4),
+                      "lateral_fwhm_mm": round(probe.lateral_fwhm_mm, 4)}}
+    if acquisition is not None:
+        info["acquisition"] = acq
+    return pixels, info
+
+
 def render_mucosa(rng_or_seed, thickness_mm: float, echogenicity: str, spacing_mm: float = MUCOSA_SPACING_MM,
-                  shape: tuple[int, int] = DEFAULT_SHAPE) -> tuple[np.ndarray, np.ndarray, dict]:
+                  shape: tuple[int, int] = DEFAULT_SHAPE, acquisition: dict | None = None
+                  ) -> tuple[np.ndarray, np.ndarray, dict]:
     """One buccal-mucosa image: (pixels uint8, labels uint8, truth dict).
 
     The epithelium's thickness perpendicular to the layer is ``thickness_mm`` everywhere; a
@@ -107,7 +148,7 @@ def render_mucosa(rng_or_seed, thickness_mm: float, echogenicity: str, spacing_m
     thickness_mm = float(thickness_mm)
     if not 0.05 <= thickness_mm <= 1.5:
         raise ValueError(f"epithelium thickness {thickness_mm} mm is outside 0.05-1.5 mm")
-    sp = float(spacing_mm)
+    sp = float(spacing_mm) * (acquisition or FIXED_ACQUISITION)["spacing_factor"]
     rows, cols = _check_shape(shape, sp, min_field_mm=4.5)
 
     gel_mm = rng.uniform(0.4, 0.9)
@@ -137,8 +178,7 @@ def render_mucosa(rng_or_seed, thickness_mm: float, echogenicity: str, spacing_m
     refl = np.where(epithelium, epi, refl)
     refl = np.where(submucosa, _R["submucosa"] * np.exp(0.2 * smooth_noise(rng, (rows, cols), (2.0, 4.0))), refl)
     refl = np.where(muscle, _R["muscle"] * np.clip(1.0 + 0.7 * fibres, 0.1, None), refl)
-    gain_db = rng.uniform(-1.5, 1.5)
-    pixels = bmode(rng, refl, (sp, sp), MUCOSA_PROBE, gain_db)
+    pixels, acquired = _acquire(rng, refl, sp, MUCOSA_PROBE, acquisition)
 
     truth = {
         "site": "mucosa",
@@ -148,25 +188,11 @@ def render_mucosa(rng_or_seed, thickness_mm: float, echogenicity: str, spacing_m
         "echogenicity": echogenicity,
         "gel_mm": round(gel_mm, 4),
         "submucosa_mm": round(submucosa_mm, 4),
-        "gain_db": round(gain_db, 3),
+        "gain_db": acquired.pop("gain_db"),
         "labels": {str(k): v for k, v in LABELS.items()},
-        "probe": {"frequency_mhz": MUCOSA_PROBE.frequency_mhz, "axial_fwhm_mm": MUCOSA_PROBE.axial_fwhm_mm,
-                  "lateral_fwhm_mm": MUCOSA_PROBE.lateral_fwhm_mm},
+        **acquired,
     }
     return pixels, labels, truth
-
-
-def grade_from_foci(diameters_mm, grading: dict = GRADING) -> int:
-    """The grade 0-4 of a gland whose hypoechoic foci have these diameters (mm), by ``grading``'s rules."""
-    d = np.asarray(list(diameters_mm), dtype=np.float64)
-    small_max = grading["focus_size_classes_mm"]["small"][1]
-    large_min = grading["focus_size_classes_mm"]["large"][0]
-    counts = {"min_large": int(np.sum(d >= large_min)), "min_medium_or_larger": int(np.sum(d >= small_max)),
-              "min_any": int(d.size)}
-    for rule in grading["rules"]:
-        if all(counts[key] >= value for key, value in rule.items() if key in counts):
-            return int(rule["grade"])
-    raise ValueError("the grading rules have no catch-all grade")
 
 
 def _parenchyma(rng: np.random.Generator, gland: str, rows: int, cols: int, sp: float, fascia_mm: float) -> np.ndarray:
@@ -232,11 +258,14 @@ def _lines(rng: np.random.Generator, n: int, rows: int, cols: int, sp: float, wi
 
 
 def render_gland(rng_or_seed, gland: str, grade: int, spacing_mm: float = GLAND_SPACING_MM,
-                 shape: tuple[int, int] = DEFAULT_SHAPE) -> tuple[np.ndarray, np.ndarray, dict]:
+                 shape: tuple[int, int] = DEFAULT_SHAPE, acquisition: dict | None = None,
+                 inhomogeneity: float | None = None) -> tuple[np.ndarray, np.ndarray, dict]:
     """One major-gland image of ``grade`` (0-4): (pixels uint8, labels uint8, truth dict).
 
     The foci listed in the truth are exactly label 4 (circles, centres in pixel coordinates
-    row, col with pixel centres at integers); ``grade_from_foci`` of their diameters is ``grade``.
+    row, col with pixel centres at integers); ``scoring.grade_gland`` of their diameters by the
+    phantom's grading is ``grade``. ``inhomogeneity`` (log-normal spread of the parenchyma's
+    reflectivity; the truth's ``inhomogeneity``) defaults to the grade's value in the grading file.
     """
     rng = _rng(rng_or_seed)
     if gland not in GLANDS:
@@ -244,7 +273,7 @@ def render_gland(rng_or_seed, gland: str, grade: int, spacing_mm: float = GLAND_
     grade = int(grade)
     if not 0 <= grade <= 4:
         raise ValueError(f"grade must be 0-4, not {grade}")
-    sp = float(spacing_mm)
+    sp = float(spacing_mm) * (acquisition or FIXED_ACQUISITION)["spacing_factor"]
     rows, cols = _check_shape(shape, sp, min_field_mm=24.0)
 
     skin_mm = rng.uniform(1.2, 1.8)
@@ -252,7 +281,7 @@ def render_gland(rng_or_seed, gland: str, grade: int, spacing_mm: float = GLAND_
     parenchyma = _parenchyma(rng, gland, rows, cols, sp, fascia_mm)
     for _attempt in range(20):
         foci = _place_foci(rng, parenchyma, sp, grade)
-        if grade_from_foci([f["diameter_mm"] for f in foci]) == grade:
+        if grade_gland([f["diameter_mm"] for f in foci], GRADING) == grade:
             break
     else:  # the generation table and the gland size make this practically impossible
         raise RuntimeError(f"could not place the foci of a grade {grade} {gland}")
@@ -286,7 +315,7 @@ def render_gland(rng_or_seed, gland: str, grade: int, spacing_mm: float = GLAND_
     refl = np.where(deep, _R["gland_muscle"] * np.clip(1.0 + 0.6 * fibres, 0.1, None), refl)
     fascia = _lines(rng, 1, rows, cols, sp, 0.25, (fascia_mm / sp, fascia_mm / sp), 0.03)
     refl = np.where(deep, refl + _R["fascia"] * fascia, refl)
-    s = gen["inhomogeneity"]
+    s = gen["inhomogeneity"] if inhomogeneity is None else float(inhomogeneity)
     texture = _R["parenchyma"] * np.exp(s * smooth_noise(rng, (rows, cols), (2.5, 2.5)) - s * s / 2.0)
     lo, hi = gen["fibrous_streaks"]
     if hi > 0:
@@ -296,8 +325,7 @@ def render_gland(rng_or_seed, gland: str, grade: int, spacing_mm: float = GLAND_
         texture = texture + _R["fibrosis"] * streaks
     refl = np.where(parenchyma, texture, refl)
     refl = np.where(focus, np.where(cyst, _R["cyst"], _R["focus"]), refl)
-    gain_db = rng.uniform(-1.5, 1.5)
-    pixels = bmode(rng, refl, (sp, sp), GLAND_PROBE, gain_db)
+    pixels, acquired = _acquire(rng, refl, sp, GLAND_PROBE, acquisition)
 
     truth = {
         "site": gland,
@@ -309,10 +337,11 @@ def render_gland(rng_or_seed, gland: str, grade: int, spacing_mm: float = GLAND_
         "grading": GRADING["name"],
         "skin_mm": round(skin_mm, 4),
         "fascia_mm": round(fascia_mm, 4),
-        "gain_db": round(gain_db, 3),
+        "gain_db": acquired.pop("gain_db"),
+        "inhomogeneity": s,
+        "fibrous_streaks": bool(hi > 0),
         "labels": {str(k): v for k, v in LABELS.items()},
-        "probe": {"frequency_mhz": GLAND_PROBE.frequency_mhz, "axial_fwhm_mm": GLAND_PROBE.axial_fwhm_mm,
-                  "lateral_fwhm_mm": GLAND_PROBE.lateral_fwhm_mm},
+        **acquired,
     }
     return pixels, labels, truth
 
@@ -362,10 +391,13 @@ COHORT_COLUMNS = ("patient_id", "label", *(f"{s}_image" for s in SITES), "thickn
 
 def generate_cohort(outdir, n_patients: int, seed: int, *, overwrite: bool = False,
                     mucosa_spacing_mm: float = MUCOSA_SPACING_MM, gland_spacing_mm: float = GLAND_SPACING_MM,
-                    shape: tuple[int, int] = DEFAULT_SHAPE) -> Path:
+                    shape: tuple[int, int] = DEFAULT_SHAPE, acquisition: str = "fixed") -> Path:
     """Write ``n_patients`` phantom studies (alternately pSS and control, pSS first) to ``outdir``:
     ``cohort.csv`` and ``images/<patient_id>_<site>.dcm|.png|_labels.png|.json``. Patient i depends
-    only on (seed, i), so a larger cohort extends a smaller one. Returns the path of ``cohort.csv``."""
+    only on (seed, i), so a larger cohort extends a smaller one. ``acquisition`` "fixed" images all
+    have the same scanner settings; "varied" draws them per image (``draw_acquisition``) from a
+    random stream of their own, independent of the label and the truth, and records them in the
+    truth JSON. Returns the path of ``cohort.csv``."""
     from PIL import Image
 
     from RheumImagingLib.dicom_write import write_dicom
@@ -374,6 +406,8 @@ def generate_cohort(outdir, n_patients: int, seed: int, *, overwrite: bool = Fal
     n_patients = int(n_patients)
     if n_patients < 1:
         raise InputError(outdir, "the number of patients must be at least 1")
+    if acquisition not in ACQUISITION_MODES:
+        raise InputError(outdir, f"acquisition must be one of {', '.join(ACQUISITION_MODES)}, not {acquisition!r}")
     try:
         _check_shape(shape, mucosa_spacing_mm, 4.5)
         _check_shape(shape, gland_spacing_mm, 24.0)
@@ -385,11 +419,13 @@ def generate_cohort(outdir, n_patients: int, seed: int, *, overwrite: bool = Fal
             paths = []
             for k, site in enumerate(SITES):
                 rng = np.random.default_rng([int(seed), i, k + 1])
+                acq = draw_acquisition([int(seed), i, k + 1, 1]) if acquisition == "varied" else None
                 if site == "mucosa":
                     pixels, labels, truth = render_mucosa(rng, patient["thickness_mm"], patient["echogenicity"],
-                                                          mucosa_spacing_mm, shape)
+                                                          mucosa_spacing_mm, shape, acq)
                 else:
-                    pixels, labels, truth = render_gland(rng, site, patient["grades"][k - 1], gland_spacing_mm, shape)
+                    pixels, labels, truth = render_gland(rng, site, patient["grades"][k - 1], gland_spacing_mm, shape,
+                                                         acq)
                 stem = images / f"{pid}_{site}"
                 write_dicom(
                     stem.with_suffix(".dcm"), pixels, modality="US", entropy=[f"sjogrenus-phantom-{seed}", pid, site],

@@ -13,6 +13,8 @@ Model (per pixel, rows = depth):
 3. Depth attenuation (two-way, ``attenuation_db_cm_mhz`` x frequency) partly undone by the
    time-gain compensation (``tgc_fraction`` of it), plus a complex electronic-noise floor.
 4. Log compression: 10 log10 intensity shown over ``dynamic_range_db`` below ``top_db``.
+5. Optional speckle reduction: a Gaussian smoothing of the log-compressed image (``speckle_reduction_px``),
+   as scanners' speckle-reduction filters smooth the displayed image.
 """
 
 from __future__ import annotations
@@ -48,7 +50,7 @@ def _gaussian_kernel(sigma_px: float) -> tuple[np.ndarray, np.ndarray]:
 
 
 def bmode(rng: np.random.Generator, reflectivity: np.ndarray, spacing_mm: tuple[float, float], probe: Probe,
-          gain_db: float = 0.0) -> np.ndarray:
+          gain_db: float = 0.0, speckle_reduction_px: float = 0.0) -> np.ndarray:
     """Simulate a B-mode image (uint8, rows x cols) of ``reflectivity`` (linear intensity, >= 0)."""
     rows, cols = reflectivity.shape
     dy, dx = spacing_mm
@@ -79,6 +81,8 @@ def bmode(rng: np.random.Generator, reflectivity: np.ndarray, spacing_mm: tuple[
     intensity = (f_re * scale + noise_amp * electronic[0]) ** 2 + (f_im * scale + noise_amp * electronic[1]) ** 2
 
     db = 10.0 * np.log10(intensity + 1e-12)
+    if speckle_reduction_px > 0:
+        db = ndimage.gaussian_filter(db, speckle_reduction_px, mode="reflect")
     gray = (db - (probe.top_db - probe.dynamic_range_db)) * (255.0 / probe.dynamic_range_db)
     return np.clip(np.round(gray), 0, 255).astype(np.uint8)
 

@@ -15,13 +15,18 @@ def register(subparsers) -> None:
     parser.add_argument("outdir", help="output folder (created; cohort.csv and images/ go there)")
     parser.add_argument("--patients", type=int, default=20, help="number of patients (default 20)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0); same seed, same bytes")
+    parser.add_argument("--acquisition", choices=("fixed", "varied"), default="fixed",
+                        help="scanner settings: 'fixed' (default; one gain, 45 dB dynamic range, one probe) or "
+                             "'varied' (per image, independent of the label: gain +-10 dB, dynamic range 40-70 dB, "
+                             "transducer frequency x0.75-1.25, speckle reduction, pixel spacing x0.95-1.2)")
     parser.add_argument("--overwrite", action="store_true", help="replace a cohort already in OUTDIR")
     parser.set_defaults(func=_run)
 
 
 def _run(args) -> int:
     start = time.perf_counter()
-    path = generate_cohort(args.outdir, args.patients, args.seed, overwrite=args.overwrite)
+    path = generate_cohort(args.outdir, args.patients, args.seed, overwrite=args.overwrite,
+                          acquisition=args.acquisition)
     print(f"wrote {args.patients} phantom ultrasound studies (5 images each) and {path} "
           f"in {time.perf_counter() - start:.1f} s")
     return 0

@@ -36,7 +36,7 @@ def setup(work: Path, log) -> dict:
     cohort = work / "phantoms" / "cohort.csv"
     bundle = train_segmentation(BUNDLE_DIR, cohort, work / "bundle", config="demo", overrides=TRAINING)
     log(f"set-up (10 phantom studies, segmentation training): {time.perf_counter() - start:.0f} s")
-    return {"bundle": bundle, "studies": studies_from_inputs([str(cohort)]), "system": load_system("hocevar_0_4")}
+    return {"bundle": bundle, "studies": studies_from_inputs([str(cohort)]), "system": load_system("salaffi_0_4")}
 
 
 def _rows(path: Path) -> list[dict]:
@@ -60,7 +60,7 @@ def _largest_difference(fast: list[dict], eager: list[dict]) -> float:
 
 def per_image_figures(data: dict, work: Path, log) -> list[Figure]:
     studies = data["studies"][:PER_IMAGE_STUDIES]
-    images = sum(len(paths) for *_, paths in studies)
+    images = sum(len(paths) for _, _, paths, *_ in studies)
     outputs = iter(work / "scores" / f"run{k}.csv" for k in range(1000))
 
     def run(segmenter, cohort=studies):
@@ -102,7 +102,7 @@ def cohort_figures(data: dict, work: Path, log) -> list[Figure]:
     segmenter = USSegmenter(data["bundle"])
     base = data["studies"]
     studies = [(f"{pid}_{k}", label, paths) for k in range(max(SCALING) // 5 // len(base) + 1)
-               for pid, label, paths in base]
+               for pid, label, paths, *_ in base]
     score_studies(studies[:1], work / "scaling" / "warmup.csv", segmenter, data["system"], progress=False)
     runs = itertools.count()
 

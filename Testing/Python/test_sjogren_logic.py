@@ -16,7 +16,8 @@ from RheumImagingLib.scene import load_scene, patient_of, provenance, save_scene
 from SjogrenUSLib.logic import SEGMENTS, SjogrenUSLogic
 from SjogrenUSLib.phantom import GLANDS, render_gland, render_mucosa
 
-GRADES = (4, 2, 3, 0)
+GRADES = (4, 2, 3, 0)  # the phantom's grades
+SALAFFI = (4, 3, 3, 0)  # Salaffi grades of those phantoms' true foci (2 x >6 mm; 3 x 2-6 mm; 12 x 2-6 mm; none)
 
 
 class RecordingSegmenter:
@@ -73,11 +74,11 @@ def test_patient_workflow_corrections_and_save_reload(scene, segmenter, tmp_path
         assert np.array_equal(logic.labels_from_segmentation(volume), predicted)
         assert provenance(seg)["checkpoint_sha256"] == segmenter.checkpoint_sha256
         assert provenance(seg)["input"] == f"/data/PSS0001_{site}.dcm"
-        assert provenance(seg)["scoring_system"] == "hocevar_0_4" and provenance(seg)["time"]
+        assert provenance(seg)["scoring_system"] == "salaffi_0_4" and provenance(seg)["time"]
         assert patient_of(scene, seg) == "PSS0001" and logic.table_node(volume) is table
     assert patient_of(scene, table) == "PSS0001"
     info = provenance(table)
-    assert info["scoring_system"] == "hocevar_0_4" and info["bundle"] == segmenter.bundle.name and info["bundle_version"]
+    assert info["scoring_system"] == "salaffi_0_4" and info["bundle"] == segmenter.bundle.name and info["bundle_version"]
     assert info["checkpoint_sha256"] == segmenter.checkpoint_sha256 and info["label"] == "1"
 
     # the user corrects the masks (here: paints the phantom's truth); the image is measured again
@@ -85,11 +86,12 @@ def test_patient_workflow_corrections_and_save_reload(scene, segmenter, tmp_path
         logic.remeasure(volume, truth_labels[site])
         assert np.array_equal(logic.labels_from_segmentation(volume), truth_labels[site])
     cells = logic.results(table)
-    assert [cells[s]["grade"] for s in GLANDS] == [str(g) for g in GRADES]
-    assert cells["gland_score"]["grade"] == "9" and cells["gland_score"]["status"] == "positive (cut-off >= 6)"
+    assert [cells[s]["grade"] for s in GLANDS] == [str(g) for g in SALAFFI]
+    assert cells["gland_score"]["grade"] == "10" and cells["gland_score"]["status"] == "positive (cut-off >= 6)"
+    assert "echogenic_bands not entered by a reader (counted as present)" in cells["parotid_right"]["status"]
     assert abs(float(cells["mucosa"]["thickness_mm"]) - 0.3) <= 0.03  # within one pixel (0.03 mm)
     assert cells["mucosa"]["echogenicity"] == "heterogeneous_hyperechoic"
-    assert cells["mucosa_score"]["grade"] == "2" and cells["modified_score"]["grade"] == "11"
+    assert cells["mucosa_score"]["grade"] == "2" and cells["modified_score"]["grade"] == "12"
     assert cells["modified_score"]["status"] == "positive (cut-off >= 7)"
 
     # the mucosa line: two points across the epithelium, as long as the median thickness sample
@@ -106,17 +108,17 @@ def test_patient_workflow_corrections_and_save_reload(scene, segmenter, tmp_path
     logic.override_grade("PSS0001", "parotid_left", 1)  # measured 4
     cells = logic.results(table)
     assert cells["parotid_left"]["grade"] == "1" and cells["parotid_left"]["status"] == "overridden by user (measured: 4)"
-    assert cells["gland_score"]["grade"] == "6" and cells["modified_score"]["grade"] == "8"
-    logic.override_grade(table, "submandibular_left", 0)  # measured 3: gland 3 < 6, modified 5 < 7
+    assert cells["gland_score"]["grade"] == "7" and cells["modified_score"]["grade"] == "9"
+    logic.override_grade(table, "submandibular_left", 0)  # measured 3: gland 4 < 6, modified 6 < 7
     cells = logic.results(table)
-    assert cells["gland_score"]["status"] == "negative (cut-off >= 6)" and cells["modified_score"]["grade"] == "5"
+    assert cells["gland_score"]["status"] == "negative (cut-off >= 6)" and cells["modified_score"]["grade"] == "6"
     with pytest.raises(ValueError, match="grade must be"):
         logic.override_grade(table, "parotid_left", 5)
 
     # echogenicity override: the mucosa score follows
     logic.override_echogenicity(table, "homogeneous")
     cells = logic.results(table)
-    assert cells["mucosa_score"]["grade"] == "1" and cells["modified_score"]["grade"] == "4"  # thin only
+    assert cells["mucosa_score"]["grade"] == "1" and cells["modified_score"]["grade"] == "5"  # thin only
     assert "echogenicity overridden by user (measured: heterogeneous_hyperechoic)" in cells["mucosa"]["status"]
     logic.override_echogenicity(table, "heterogeneous_hyperechoic")
     assert logic.results(table)["mucosa_score"]["grade"] == "2"
@@ -129,8 +131,25 @@ def test_patient_workflow_corrections_and_save_reload(scene, segmenter, tmp_path
     cells = logic.results(table)
     assert float(cells["mucosa"]["thickness_mm"]) == pytest.approx(0.6, abs=1e-4)
     assert cells["mucosa_score"]["grade"] == "1"  # 0.6 mm > 0.38 cut-off; heterogeneous +1
-    assert cells["modified_score"]["grade"] == "4"  # gland 3 + mucosa 1
+    assert cells["modified_score"]["grade"] == "5"  # gland 4 + mucosa 1
     assert cells["mucosa"]["status"].startswith("ok: thickness from the user's line; echogenicity overridden")
+
+    # the caliper wins: measuring the mucosa image again keeps the user's line and thickness
+    logic.remeasure(mucosa)
+    cells = logic.results(table)
+    assert float(cells["mucosa"]["thickness_mm"]) == pytest.approx(0.6, abs=1e-4)
+    assert cells["mucosa"]["status"].startswith("ok: thickness from the user's line")
+    assert np.allclose(control_points_ras(line), pixel_to_ras(mucosa, [[col, 100.0], [col, 120.0]]))
+
+    # the reader enters a criterion the software does not measure: no echogenic bands -> Salaffi 1
+    assert logic.set_reader_findings(table, "parotid_right", echogenic_bands=False) == 1
+    cells = logic.results(table)
+    assert cells["parotid_right"]["grade"] == "1" and cells["gland_score"]["grade"] == "2"
+    with pytest.raises(ValueError, match="criteria among"):
+        logic.set_reader_findings(table, "parotid_right", fibrous_gland=True)
+    logic.remeasure(volumes["parotid_right"])  # the entry survives a new measurement
+    cells = logic.results(table)
+    assert cells["parotid_right"]["grade"] == "1"
 
     # save and reload: table, line, segmentations, references and provenance restored
     save_scene(scene, tmp_path / "scene")

@@ -6,6 +6,8 @@ import pytest
 from SjogrenUSLib.measure import layer_thickness, line_length_mm
 from SjogrenUSLib.phantom import render_mucosa
 
+PARENCHYMA_DICE_FLOOR = 0.9  # the gland grade needs the parenchyma mask; measured 0.96-0.97 here
+
 
 @pytest.mark.parametrize("seed,thickness", [(1, 0.25), (2, 0.38), (3, 0.6), (4, 0.9)])
 def test_thickness_from_truth_mask_within_one_pixel(seed, thickness):
@@ -40,3 +42,45 @@ def test_absent_layer_is_unavailable():
     t = layer_thickness(np.zeros((50, 50), np.uint8), (0.03, 0.03))
     assert t.status == "unavailable" and "absent" in t.reason
 
+
+
+
+@pytest.fixture(scope="module")
+def held_out_segmentations(us_segmentation_trained):
+    """The tiny test bundle (trained on seed 11) on phantoms of other seeds: (predicted, truth, truth dict)
+    for two mucosa and two gland images."""
+    from SjogrenUSLib.calibration import HELD_OUT_SEED_BASE
+    from SjogrenUSLib.phantom import render_gland
+    from SjogrenUSLib.segmentation import USSegmenter
+
+    segmenter = USSegmenter(us_segmentation_trained)
+    images = [render_mucosa(HELD_OUT_SEED_BASE, 0.3, "homogeneous"),
+              render_mucosa(HELD_OUT_SEED_BASE + 1, 0.45, "heterogeneous_hyperechoic"),
+              render_gland(HELD_OUT_SEED_BASE + 2, "parotid_left", 2), render_gland(HELD_OUT_SEED_BASE + 3,
+                                                                                 "submandibular_right", 0)]
+    return [(segmenter.predict(px), np.where(lab == 4, 3, lab), t) for px, lab, t in images]
+
+
+def _dice(predicted, truth, value):
+    a, b = predicted == value, truth == value
+    return 2.0 * np.sum(a & b) / max(a.sum() + b.sum(), 1)
+
+
+def test_trained_segmenter_parenchyma_on_held_out_phantoms(held_out_segmentations):
+    dice = [_dice(p, t, 3) for p, t, truth in held_out_segmentations if truth["site"] != "mucosa"]
+    print(f"parenchyma Dice {np.round(dice, 3)}")
+    assert min(dice) >= PARENCHYMA_DICE_FLOOR
+
+
+@pytest.mark.xfail(strict=True, reason="the seconds-long test bundle (4 patients, 4 epochs) does not learn the thin "
+                   "epithelium: Dice 0.0 on held-out phantoms (16 epochs: 0.06 and 0.32); the demo recipe "
+                   "(20 patients, 12 epochs) reaches 0.92 (bundle README). Strict: passes once the fixture learns it")
+def test_trained_segmenter_epithelium_on_held_out_phantoms(held_out_segmentations):
+    """The epithelium drives thickness and echogenicity: Dice >= 0.7 and thickness from the predicted
+    mask within 0.06 mm of the truth on held-out phantoms."""
+    mucosa = [(p, t, truth) for p, t, truth in held_out_segmentations if truth["site"] == "mucosa"]
+    dice = [_dice(p, t, 1) for p, t, _ in mucosa]
+    print(f"epithelium Dice {np.round(dice, 3)}")
+    assert min(dice) >= 0.7
+    for p, _, truth in mucosa:
+        assert abs(layer_thickness(p, truth["spacing_mm"]).median_mm - truth["thickness_mm"]) <= 0.06

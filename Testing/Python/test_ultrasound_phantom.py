@@ -14,8 +14,9 @@ from PIL import Image
 from scipy import ndimage
 
 from SjogrenUSLib.cli import main
-from SjogrenUSLib.phantom import (COHORT_COLUMNS, GLANDS, GRADING, SITES, THICKNESS_CUTOFF_MM, draw_patient,
-                                  grade_from_foci, render_gland, render_mucosa)
+from SjogrenUSLib.phantom import (ACQUISITION_RANGES, COHORT_COLUMNS, GLANDS, GRADING, SITES, THICKNESS_CUTOFF_MM,
+                                  draw_patient, render_gland, render_mucosa)
+from SjogrenUSLib.scoring import grade_gland
 
 SEED = 7
 N = 4
@@ -148,7 +149,7 @@ def test_gland_foci_on_image(grade):
     for gland in ("parotid_right", "submandibular_left"):
         pixels, labels, truth = render_gland(10 * grade + len(gland), gland, grade)
         sp = truth["spacing_mm"][0]
-        assert truth["grade"] == grade == grade_from_foci(f["diameter_mm"] for f in truth["foci"])
+        assert truth["grade"] == grade == grade_gland([f["diameter_mm"] for f in truth["foci"]], GRADING)
         parenchyma, focus = labels == 3, labels == 4
         surround = ndimage.binary_dilation(parenchyma | focus, iterations=25) & ~ndimage.binary_dilation(
             parenchyma | focus, iterations=5)
@@ -167,11 +168,11 @@ def test_gland_foci_on_image(grade):
 
 
 def test_grading_rule_matches_json():
-    assert grade_from_foci([]) == 0
-    assert grade_from_foci([1.2, 1.9]) == 1
-    assert grade_from_foci([2.1] + [1.0] * 8) == 2
-    assert grade_from_foci([3.0] * 6) == 3
-    assert grade_from_foci([6.5]) == 4
+    assert grade_gland([], GRADING) == 0
+    assert grade_gland([1.2, 1.9], GRADING) == 1
+    assert grade_gland([2.1] + [1.0] * 8, GRADING) == 2
+    assert grade_gland([3.0] * 6, GRADING) == 3
+    assert grade_gland([6.5], GRADING) == 4
     assert [rule["grade"] for rule in GRADING["rules"]] == [4, 3, 2, 1, 0]
 
 
@@ -186,3 +187,24 @@ def test_pss_and_control_distributions():
     assert np.mean(control_grades <= 1) > 0.8
     assert np.mean(scores[1] >= 6) > 0.7 and np.mean(scores[0] < 6) > 0.85
     assert set(GLANDS) == {"parotid_left", "parotid_right", "submandibular_left", "submandibular_right"}
+
+
+def test_varied_acquisition_changes_the_scanner_not_the_truth(tmp_path):
+    """--acquisition varied: settings recorded per image within their ranges, drawn independently of
+    the patient (same truth: grades, foci sizes, thickness, as the fixed cohort of the same seed)."""
+    fixed, varied = tmp_path / "fixed", tmp_path / "varied"
+    assert main(["phantom", str(fixed), "--patients", "2", "--seed", "3"]) == 0
+    assert main(["phantom", str(varied), "--patients", "2", "--seed", "3", "--acquisition", "varied"]) == 0
+    assert (fixed / "cohort.csv").read_text().split("\n")[1:] == (varied / "cohort.csv").read_text().split("\n")[1:]
+    settings = []
+    for name in ("PSS0001_mucosa", "PSS0001_parotid_left", "HC0001_submandibular_right"):
+        f, v = (json.loads((d / "images" / f"{name}.json").read_text()) for d in (fixed, varied))
+        assert "acquisition" not in f
+        acq = v["acquisition"]
+        for key, (lo, hi) in ACQUISITION_RANGES.items():
+            assert lo <= acq[key] <= hi
+        assert v["spacing_mm"][0] == pytest.approx(f["spacing_mm"][0] * acq["spacing_factor"])
+        assert [x["diameter_mm"] for x in v.get("foci", [])] == [x["diameter_mm"] for x in f.get("foci", [])]
+        assert v.get("grade") == f.get("grade") and v.get("thickness_mm") == f.get("thickness_mm")
+        settings.append(acq["dynamic_range_db"])
+    assert len(set(settings)) == 3
