@@ -5,22 +5,28 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-from RheumImagingLib.cohort_folder import read_cohort
+from RheumImagingLib.cohort_folder import resolve_score_inputs
 from RheumImagingLib.errors import InputError
 from RheumImagingLib.runtime import add_runtime_option
 
 from .patient import ROW_COLUMNS, SITES, analyse_image, patient_row
 from .scoring import load_system
 
+IMAGE_COLUMNS = tuple(f"{site}_image" for site in SITES)
+
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "score", help="segment and score ultrasound images: gland grades (0-16), mucosa score (0-2), thickness",
-        description="COHORT.csv (columns patient_id, label, mucosa_image, parotid_left_image, ... as written by "
-                    "'sjogrenus phantom'; paths relative to the CSV) or image FILES (each its own patient, site "
-                    "guessed from the segmentation). Writes one row per patient with the columns "
-                    "'sjogrenus analyze' reads. Thickness is in mm only for calibrated images.")
-    parser.add_argument("inputs", nargs="+", metavar="COHORT.csv|FILES", help="a cohort CSV or image files")
+        description="A cohort folder or its COHORT.csv (columns patient_id, label, mucosa_image, "
+                    "parotid_left_image, ... as written by 'sjogrenus phantom'; paths relative to the CSV), an "
+                    "images folder, or image FILES (each its own patient, site guessed from the segmentation). "
+                    "Writes one row per patient with the columns 'sjogrenus analyze' reads. Thickness is in mm "
+                    "only for calibrated images.")
+    parser.add_argument("inputs", nargs="*", metavar="INPUT",
+                        help="a cohort folder, a cohort.csv, an images folder or image files (default: --cohort's)")
+    parser.add_argument("--cohort", default=None, help="cohort.csv giving each image's patient, site and label "
+                                                       "(default: the one in or beside a given folder)")
     parser.add_argument("--bundle", default=None, help="trained sjogren_us_segmentation bundle folder "
                                                        "(default: the extension's copy)")
     parser.add_argument("--scoring-system", default="hocevar_0_4",
@@ -31,16 +37,20 @@ def register(subparsers) -> None:
     parser.set_defaults(func=_run)
 
 
-def studies_from_inputs(inputs: list[str]) -> list[tuple[str, object, dict]]:
-    """(patient_id, label, {site or None: path}) per patient."""
-    if len(inputs) == 1 and inputs[0].lower().endswith(".csv"):
-        cohort = Path(inputs[0])
-        out = []
-        for row in read_cohort(cohort, ("patient_id",), tuple(f"{s}_image" for s in SITES)):
-            paths = {s: cohort.parent / row[f"{s}_image"] for s in SITES if row.get(f"{s}_image")}
-            out.append((row["patient_id"], row.get("label", ""), paths))
-        return out
-    return [(Path(p).stem, None, {None: Path(p)}) for p in inputs]
+def studies_from_inputs(inputs: list[str], cohort: str | None = None) -> list[tuple[str, object, dict]]:
+    """(patient_id, label, {site or None: path}) per patient, from what ``score`` was given
+    (:func:`RheumImagingLib.cohort_folder.resolve_score_inputs`); an image the cohort does not
+    list is its own patient, its site guessed from the segmentation."""
+    given = resolve_score_inputs(inputs, cohort, IMAGE_COLUMNS)
+    studies: dict[str, tuple[str, object, dict]] = {}
+    for image in given.images:
+        row, column = given.rows.get(image.resolve(), (None, None))
+        if row is None:
+            studies[f"file:{image}"] = (image.stem, None, {None: image})
+            continue
+        pid = row["patient_id"]
+        studies.setdefault(pid, (pid, row.get("label", ""), {}))[2][column[: -len("_image")]] = image
+    return list(studies.values())
 
 
 def _run(args) -> int:
@@ -50,12 +60,13 @@ def _run(args) -> int:
     if out.exists() and not args.overwrite:
         raise InputError(out, "already exists; choose another --out or pass --overwrite")
     system = load_system(args.scoring_system)
-    studies = studies_from_inputs(args.inputs)
+    studies = studies_from_inputs(args.inputs, args.cohort)
     bundle = Path(args.bundle) if args.bundle else BUNDLE_DIR
     if not (bundle / "models" / "model.pt").is_file():
         raise InputError(bundle, "no trained weights (models/model.pt); train with 'sjogrenus train' and pass --bundle")
     from .segmentation import USSegmenter
 
+    print(f"scoring {len(studies)} patient(s), {sum(len(s[2]) for s in studies)} image(s)", flush=True)
     segmenter = USSegmenter(bundle, runtime=args.runtime)  # loaded once for all images
     result = score_studies(studies, out, segmenter, system)
     print(f"wrote {result['patients']} patients to {out}"
@@ -63,17 +74,22 @@ def _run(args) -> int:
     return 0
 
 
-def score_studies(studies, out: Path, segmenter, system: dict, progress: bool = True) -> dict:
+def score_studies(studies, out: Path, segmenter, system: dict, progress=True) -> dict:
     """Segment, measure and score each (patient_id, label, {site: path}) study; writes ``out``.
 
     Images stream one at a time (memory flat in the cohort size); a failing image is skipped and noted.
+    ``progress``: True for a console bar, False for none, or a ``progress(stage, fraction)`` callable.
     """
     from tqdm import tqdm
 
     from RheumImagingLib.imageio import read_image
 
     rows, failures = [], 0
-    for pid, label, paths in tqdm(studies, desc="scoring", unit="patient", disable=not progress):
+    report = progress if callable(progress) else None
+    for done, (pid, label, paths) in enumerate(tqdm(studies, desc="scoring", unit="patient",
+                                                    disable=not progress or report is not None)):
+        if report:
+            report("scoring", done / len(studies))
         results, notes = {}, []
         for site, path in paths.items():
             try:
