@@ -150,7 +150,7 @@ class EpochProgress:
     def __init__(self, stage: str, progress: Progress, validator=None):
         self.stage, self.progress, self.validator = stage, progress, validator
         self._losses: list[float] = []
-        self._metric = ""
+        self._epoch = self._metric = ""
 
     def attach(self, engine) -> None:
         from ignite.engine import Events
@@ -164,6 +164,7 @@ class EpochProgress:
         name = getattr(validator.state, "key_metric_name", None)
         if name and name in validator.state.metrics:
             self._metric = f", {name} {float(validator.state.metrics[name]):.3f}"
+            self._status()
 
     def _iteration(self, engine) -> None:
         from monai.handlers import from_engine
@@ -172,12 +173,15 @@ class EpochProgress:
         per_epoch = state.epoch_length or 1
         fraction = ((state.epoch - 1) + ((state.iteration - 1) % per_epoch + 1) / per_epoch) / state.max_epochs
         self.progress(self.stage, fraction)
-        status = getattr(self.progress, "status", None)
-        if status is None:
-            return
         try:
             self._losses.append(float(from_engine(["loss"], first=True)(state.output)))
         except (KeyError, TypeError, IndexError, ValueError):
             pass
         loss = f", loss {sum(self._losses) / len(self._losses):.4f}" if self._losses else ""
-        status(f"epoch {state.epoch}/{state.max_epochs}{loss}{self._metric}")
+        self._epoch = f"epoch {state.epoch}/{state.max_epochs}{loss}"
+        self._status()
+
+    def _status(self) -> None:
+        status = getattr(self.progress, "status", None)
+        if status is not None:
+            status(self._epoch + self._metric)
