@@ -82,7 +82,9 @@ def _run(args) -> int:
     for key in ("odds_ratio", "odds_ratio_per_0_1"):
         if result[key]["estimate"] is None:
             print(f"rheumtexture analyze: note: {key} not estimable: {result[key]['unavailable']}", file=sys.stderr)
-    print(f"wrote {args.out}/report.json, report.html, roc.png")
+    lo, hi = result["auroc"]["ci95"]
+    print(f"AUROC {result['auroc']['estimate']:.3f} (95% CI {lo:.3f}-{hi:.3f}, DeLong) on {result['n_cases']} RA "
+          f"vs {result['n_controls']} controls; wrote {args.out}/report.html, report.json, roc.png")
     return 0
 
 

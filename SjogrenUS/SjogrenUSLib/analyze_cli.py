@@ -98,8 +98,10 @@ def analyze(scores_csv, out_dir, overwrite: bool = False) -> dict:
 
 
 def _run(args) -> int:
-    analyze(args.scores, args.out, args.overwrite)
-    print(f"wrote {args.out}/report.json, report.html, roc.png, thickness_roc.png")
+    result = analyze(args.scores, args.out, args.overwrite)
+    print(f"{result['n_cases']} pSS patients, {result['n_controls']} controls; "
+          + ", ".join(f"{name} AUROC {system['auroc']['estimate']:.3f}" for name, system in result["systems"].items()))
+    print(f"wrote {args.out}/report.html, report.json, roc.png, thickness_roc.png")
     return 0
 
 
