@@ -93,8 +93,8 @@ def resolve_score_inputs(inputs: list[str], cohort: str | os.PathLike | None = N
     """What a user naturally gives ``score``: a cohort folder (its cohort.csv lists the images), a
     cohort.csv, an images folder, image files, or only ``--cohort``.
 
-    The cohort is ``cohort``, else a cohort.csv given as input, inside a given folder, or beside an
-    images folder it lists. With a cohort, a folder stands for the cohort's images in it (other
+    The cohort is ``cohort``, else a cohort.csv given as input, or one in or beside a given folder
+    that lists its images. With a cohort, a folder stands for the cohort's images in it (other
     files, such as a DICOM's PNG twin, are left out); an image the cohort does not list is scored
     without a label (a warning says so); none of them listed is a mismatch, reported with what was
     found and what the cohort expects. Without a cohort, files of one name differing only by
@@ -127,8 +127,8 @@ def resolve_score_inputs(inputs: list[str], cohort: str | os.PathLike | None = N
         else:
             raise InputError(path, "no such file or folder")
     if cohort_path is None:
-        cohort_path = next((f.parent / "cohort.csv" for f in folders if (f.parent / "cohort.csv").is_file()
-                            and _lists_any(f.parent / "cohort.csv", f, image_columns)), None)
+        cohort_path = next((table for f in folders for table in (f / "cohort.csv", f.parent / "cohort.csv")
+                            if table.is_file() and _lists_any(table, f, image_columns)), None)
     if cohort_path is None:
         images = given + [image for folder in folders for image in _one_per_stem(_image_files(folder))]
         if not images:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import sys
+import time
 import warnings
 from pathlib import Path
 from typing import Callable, Iterator
@@ -123,8 +124,6 @@ def console_bars() -> ConsoleBars | None:
 
 def stage_printer(started: float) -> Callable[[str], None]:
     """``step(message)`` prints one line per stage with the seconds since ``started``."""
-    import time
-
     def step(message: str) -> None:
         print(f"[{time.time() - started:6.0f} s] {message}", flush=True)
 

@@ -73,6 +73,13 @@ def test_images_folder_finds_the_cohort_beside_it_and_leaves_out_png_twins(cohor
     assert result.cohort.resolve() == (cohort_dir / "cohort.csv").resolve()
 
 
+def test_images_folder_holding_its_cohort_csv_uses_it(cohort_dir):
+    images = cohort_dir / "images"
+    (images / "cohort.csv").write_text("patient_id,image,label\nHC0001,HC0001.dcm,0\n")
+    result = resolve_score_inputs([str(images)])
+    assert _named(result) == ["HC0001.dcm"] and result.cohort == images / "cohort.csv"
+
+
 def test_images_folder_without_a_cohort_is_one_image_per_name(cohort_dir):
     (cohort_dir / "cohort.csv").unlink()
     result = resolve_score_inputs([str(cohort_dir / "images")])
