@@ -167,16 +167,13 @@ class EpochProgress:
             self._status()
 
     def _iteration(self, engine) -> None:
-        from monai.handlers import from_engine
-
         state = engine.state
         per_epoch = state.epoch_length or 1
         fraction = ((state.epoch - 1) + ((state.iteration - 1) % per_epoch + 1) / per_epoch) / state.max_epochs
         self.progress(self.stage, fraction)
-        try:
-            self._losses.append(float(from_engine(["loss"], first=True)(state.output)))
-        except (KeyError, TypeError, IndexError, ValueError):
-            pass
+        output = state.output[0] if isinstance(state.output, list) and state.output else state.output
+        if isinstance(output, dict) and output.get("loss") is not None:  # a decollated batch repeats the loss
+            self._losses.append(float(output["loss"]))
         loss = f", loss {sum(self._losses) / len(self._losses):.4f}" if self._losses else ""
         self._epoch = f"epoch {state.epoch}/{state.max_epochs}{loss}"
         self._status()

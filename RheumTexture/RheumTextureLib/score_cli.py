@@ -95,6 +95,8 @@ def score_images(images: list[Path], out: Path, *, bundle=None, cohort: Path | N
         image_rows.append({**ident, "image": str(path), "score": f"{hand:.6f}",
                            **{f"score_{b}": f"{scores[b]['score']:.6f}" for b in BONES},
                            "above_threshold": int(hand > threshold)})
+    if report:
+        report("scoring", 1.0)
     patients = {}
     for row in image_rows:
         patients.setdefault(row["patient_id"], []).append(row)

@@ -102,6 +102,8 @@ def score_studies(studies, out: Path, segmenter, system: dict, progress=True) ->
                 continue
             results[r.site] = r
         rows.append(patient_row(pid, label, results, system, notes))
+    if report:
+        report("scoring", 1.0)
     out.parent.mkdir(parents=True, exist_ok=True)
     with open(out, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=ROW_COLUMNS)

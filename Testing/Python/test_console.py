@@ -133,6 +133,29 @@ def test_ultrasound_cohort_rows_name_patient_and_site_of_each_image(tmp_path):
 
 
 # ---------------------------------------------------------------------------- the console of a run
+def test_training_progress_reports_every_iteration_with_epoch_and_running_loss():
+    import torch
+    from ignite.engine import Engine
+
+    from RheumImagingLib.bundle import EpochProgress
+
+    calls, statuses = [], []
+
+    class Recorder:
+        def __call__(self, stage, fraction):
+            calls.append((stage, fraction))
+
+        def status(self, text):
+            statuses.append(text)
+
+    # as MONAI's trainers give it: a decollated batch, the loss repeated in each item
+    engine = Engine(lambda e, batch: [{"loss": torch.tensor(float(batch))}, {"loss": torch.tensor(float(batch))}])
+    EpochProgress("fold 1/5", Recorder()).attach(engine)
+    engine.run([1, 2, 3, 4], max_epochs=2)
+    assert calls == [("fold 1/5", k / 8) for k in range(1, 9)]
+    assert statuses[3] == "epoch 1/2, loss 2.5000" and statuses[4] == "epoch 2/2, loss 1.0000"  # mean of 1..4; 1
+
+
 @pytest.fixture(scope="module")
 def us_tiny(tmp_path_factory):
     """Two ultrasound phantom patients and a copy of the bundle with a one-epoch config."""
