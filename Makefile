@@ -6,6 +6,8 @@ VENV ?= .venv
 # a multi-GB CUDA build by accident. Choose another build with TORCH_SPEC=...
 TORCH_SPEC ?= torch==2.13.0
 DEMO_OUT ?= demo_output
+# DEMO_ARGS=-v: every log line (MONAI's per-iteration losses) instead of one bar per stage
+DEMO_ARGS ?=
 BENCH_OUT ?= bench_output
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
@@ -25,8 +27,8 @@ install: $(STAMP)
 
 # The main job on the embedded default (phantoms): RA texture, then Sjogren ultrasound.
 demo: install
-	$(BIN)/python -m RheumTextureLib.demo --out $(DEMO_OUT)
-	$(BIN)/python -m SjogrenUSLib.demo --out $(DEMO_OUT)
+	$(BIN)/python -m RheumTextureLib.demo --out $(DEMO_OUT) $(DEMO_ARGS)
+	$(BIN)/python -m SjogrenUSLib.demo --out $(DEMO_OUT) $(DEMO_ARGS)
 
 test: install
 	$(BIN)/python -m pytest -q -ra Testing/Python

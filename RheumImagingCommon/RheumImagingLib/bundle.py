@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 from typing import Any, Iterator
 
+from .console import Progress, quiet_optional_decoders, route_monai_loggers
 from .errors import InputError
 
 
@@ -65,6 +66,7 @@ class Bundle:
                 raise InputError(path, "bundle config not found")
             files.append(str(path))
         self.config_files = files
+        quiet_optional_decoders()
         self.metadata = json.loads((config_dir / "metadata.json").read_text())
         self.parser = ConfigParser()
         self.parser.read_meta(str(config_dir / "metadata.json"))
@@ -98,6 +100,20 @@ class Bundle:
                 if key in self.parser:
                     self.parser.get_parsed_content(key)
 
+    def train(self, stage: str, progress: Progress | None = None, trainer: str = "train#trainer",
+              evaluator: str = "validate#evaluator") -> None:
+        """Run the train config like :meth:`run`, with MONAI's loggers sent to the root logger (the
+        console shows them only when verbose; a training log always gets them) and, given
+        ``progress``, ``progress(stage, fraction)`` after every iteration."""
+        self.run(("initialize",))
+        with bundle_imports(self.root):
+            engine = self.parser.get_parsed_content(trainer)  # cached: "run" drives this very trainer
+            validator = self.parser.get_parsed_content(evaluator) if evaluator in self.parser else None
+        route_monai_loggers()
+        if progress is not None:
+            EpochProgress(stage, progress, validator).attach(engine)
+        self.run(("run", "finalize"))
+
     def provenance(self, checkpoint: str | Path | None = None) -> dict[str, str]:
         info = {"bundle": self.name, "bundle_version": self.version}
         if checkpoint is not None:
@@ -124,3 +140,45 @@ def load_checkpoint(network, path: str | Path, *, key: str | None = None) -> str
     except RuntimeError as exc:
         raise InputError(path, f"weights do not fit the bundle's network: {str(exc).splitlines()[0]}") from None
     return sha256_of(path)
+
+
+class EpochProgress:
+    """Reports an ignite trainer's progress as ``progress(stage, fraction)`` after every iteration;
+    a ``progress`` with a ``status(text)`` method (a console bar) also gets the epoch, the running
+    mean loss of the epoch and the last validation key metric."""
+
+    def __init__(self, stage: str, progress: Progress, validator=None):
+        self.stage, self.progress, self.validator = stage, progress, validator
+        self._losses: list[float] = []
+        self._epoch = self._metric = ""
+
+    def attach(self, engine) -> None:
+        from ignite.engine import Events
+
+        engine.add_event_handler(Events.EPOCH_STARTED, lambda e: self._losses.clear())
+        engine.add_event_handler(Events.ITERATION_COMPLETED, self._iteration)
+        if self.validator is not None:
+            self.validator.add_event_handler(Events.COMPLETED, self._validated)
+
+    def _validated(self, validator) -> None:
+        name = getattr(validator.state, "key_metric_name", None)
+        if name and name in validator.state.metrics:
+            self._metric = f", {name} {float(validator.state.metrics[name]):.3f}"
+            self._status()
+
+    def _iteration(self, engine) -> None:
+        state = engine.state
+        per_epoch = state.epoch_length or 1
+        fraction = ((state.epoch - 1) + ((state.iteration - 1) % per_epoch + 1) / per_epoch) / state.max_epochs
+        self.progress(self.stage, fraction)
+        output = state.output[0] if isinstance(state.output, list) and state.output else state.output
+        if isinstance(output, dict) and output.get("loss") is not None:  # a decollated batch repeats the loss
+            self._losses.append(float(output["loss"]))
+        loss = f", loss {sum(self._losses) / len(self._losses):.4f}" if self._losses else ""
+        self._epoch = f"epoch {state.epoch}/{state.max_epochs}{loss}"
+        self._status()
+
+    def _status(self) -> None:
+        status = getattr(self.progress, "status", None)
+        if status is not None:
+            status(self._epoch + self._metric)

@@ -133,7 +133,10 @@ def _run(args) -> int:
     for key in ("odds_ratio", "odds_ratio_per_0_1"):
         if result[key]["estimate"] is None:
             print(f"rheumtexture analyze: note: {key} not estimable: {result[key]['unavailable']}", file=sys.stderr)
-    print(f"wrote {args.out}/report.json, report.html, roc.png, calibration.png")
+    ci = result["auroc"]["ci95"]
+    ci_text = f"95% CI {ci[0]:.3f}-{ci[1]:.3f}, DeLong" if ci else "no CI: " + str(result["auroc"].get("undefined"))
+    print(f"AUROC {result['auroc']['estimate']:.3f} ({ci_text}) on {result['n_cases']} RA "
+          f"vs {result['n_controls']} controls; wrote {args.out}/report.html, report.json, roc.png, calibration.png")
     return 0
 
 

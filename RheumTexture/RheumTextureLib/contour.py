@@ -74,12 +74,13 @@ class MetacarpalContourer:
 
 
 def train_contour_bundle(bundle_dir, cohort_csv, out_dir, config: str | None = "demo",
-                         overrides: dict | None = None) -> Path:
+                         overrides: dict | None = None, progress=None) -> Path:
     """Train stage 1 (localiser) and stage 2 (Curve-GCN) with the bundle's train config.
 
     ``out_dir`` becomes a ready-to-use copy of the bundle with ``models/localiser.pt``,
     ``models/curvegcn.pt``, ``cohort.csv`` (absolute image paths) and ``configs/trained_with.json``.
     The cohort's images need their truth JSON beside them (as phantoms write).
+    ``progress(stage, fraction)`` hears about every training iteration.
     """
     import csv
 
@@ -103,6 +104,7 @@ def train_contour_bundle(bundle_dir, cohort_csv, out_dir, config: str | None = "
     trained_with.update(overrides or {})
     keep = {k: v for k, v in trained_with.items() if k in _TRAINED_WITH_KEYS}
     (out_dir / "configs" / "trained_with.json").write_text(json.dumps(keep, indent=4))
-    for stage in (1, 2):
-        Bundle(out_dir, configs, {**(overrides or {}), "stage": stage}).run()
+    for stage, name in ((1, "localiser"), (2, "Curve-GCN")):
+        Bundle(out_dir, configs, {**(overrides or {}), "stage": stage}).train(
+            f"contour {name} (stage {stage}/2)", progress, trainer="trainer")
     return out_dir

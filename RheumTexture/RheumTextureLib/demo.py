@@ -12,11 +12,15 @@ import sys
 import time
 from pathlib import Path
 
+from RheumImagingLib.console import configure
+
 TRAIN_PATIENTS = 40
 TEST_PATIENTS = 40
 
 
 def run_demo(out: Path, train_patients: int = TRAIN_PATIENTS, test_patients: int = TEST_PATIENTS) -> dict:
+    from RheumImagingLib.console import console_bars, stage_printer
+
     from .analyze_cli import analyze
     from .phantom import generate_cohort
     from .score_cli import score_images
@@ -24,33 +28,32 @@ def run_demo(out: Path, train_patients: int = TRAIN_PATIENTS, test_patients: int
 
     started = time.time()
     out.mkdir(parents=True, exist_ok=True)
-    step = _stepper(started)
+    step = stage_printer(started)
     step(f"phantom cohorts: {train_patients} training and {test_patients} held-out patients")
     train_csv = generate_cohort(out / "phantoms_train", train_patients, seed=1)
     test_csv = generate_cohort(out / "phantoms_test", test_patients, seed=2)
-    step("training the contour bundle and the five texture folds (demo config)")
-    bundles = train_bundles(train_csv, out / "bundles", config="demo")
-    step("scoring the held-out radiographs")
+    step("training the contour bundle (localiser, Curve-GCN) and the five texture folds (demo config)")
+    bars = console_bars()
+    try:
+        bundles = train_bundles(train_csv, out / "bundles", config="demo", progress=bars)
+    finally:
+        if bars:
+            bars.close()
+    step("scoring the held-out radiographs (one MRML scene each)")
     images = sorted((out / "phantoms_test" / "images").glob("*.dcm"))
     scores_csv = out / "scores" / "scores.csv"
-    scored = score_images(images, scores_csv, bundle=bundles, cohort=test_csv, scene_dir=out / "scenes", progress=False)
+    scored = score_images(images, scores_csv, bundle=bundles, cohort=test_csv, scene_dir=out / "scenes",
+                          progress=bars is not None)
     step("cohort analysis")
     report = analyze(scores_csv, out / "report")
-    step("done")
-    print(f"\nbundles:  {bundles}\nscores:   {scores_csv}\nscenes:   {out / 'scenes'} "
-          f"(one MRML scene per image)\nreport:   {out / 'report' / 'report.html'}\n"
-          f"held-out AUROC {report['auroc']['estimate']:.3f} "
-          f"(95% CI {report['auroc']['ci95'][0]:.3f}-{report['auroc']['ci95'][1]:.3f}) on "
+    lo, hi = report["auroc"]["ci95"]
+    print(f"\nheld-out AUROC {report['auroc']['estimate']:.3f} (95% CI {lo:.3f}-{hi:.3f}, DeLong) on "
           f"{report['n_cases']} RA vs {report['n_controls']} control phantoms; "
-          f"{scored['scored']} images scored in {time.time() - started:.0f} s")
+          f"{scored['scored']} images scored in {time.time() - started:.0f} s\n"
+          f"bundles:  {bundles} (training log {bundles / 'training.log'})\n"
+          f"scores:   {scores_csv}\nscenes:   {out / 'scenes'} (one MRML scene per image)\n"
+          f"report:   {out / 'report' / 'report.html'}", flush=True)
     return report
-
-
-def _stepper(started: float):
-    def step(message: str) -> None:
-        print(f"[{time.time() - started:6.0f} s] {message}", flush=True)
-
-    return step
 
 
 def main(argv=None) -> int:
@@ -58,7 +61,9 @@ def main(argv=None) -> int:
     parser.add_argument("--out", required=True, type=Path, help="output folder (a new run folder is made inside)")
     parser.add_argument("--train-patients", type=int, default=TRAIN_PATIENTS)
     parser.add_argument("--test-patients", type=int, default=TEST_PATIENTS)
+    parser.add_argument("-v", "--verbose", action="store_true", help="every detail (MONAI's per-iteration lines)")
     args = parser.parse_args(argv)
+    configure(args.verbose)
     run_dir = args.out / time.strftime("rheumtexture-%Y%m%d-%H%M%S")
     run_demo(run_dir, args.train_patients, args.test_patients)
     return 0

@@ -15,36 +15,18 @@ from pathlib import Path
 
 import numpy as np
 
-from RheumImagingLib.cohort_folder import read_cohort
+from RheumImagingLib.cohort_folder import cohort_images, resolve_score_inputs
 from RheumImagingLib.errors import InputError
 from RheumImagingLib.runtime import add_runtime_option
 
 from .logic import BONES, N_FOLDS, STUDY_THRESHOLD
 
 log = logging.getLogger(__name__)
-IMAGE_SUFFIXES = {".dcm", ".dicom", ".png", ".tif", ".tiff", ""}
-
-
-def find_images(inputs: list[str]) -> list[Path]:
-    """Files as given; folders expanded to their image files (sorted, not recursive)."""
-    images = []
-    for item in inputs:
-        path = Path(item)
-        if path.is_dir():
-            images += sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
-                             and not p.name.startswith("."))
-        elif path.is_file():
-            images.append(path)
-        else:
-            raise InputError(path, "no such file or folder")
-    if not images:
-        raise InputError(None, "no radiographs found in " + ", ".join(inputs))
-    return images
 
 
 def cohort_by_image(path: Path) -> dict[Path, dict]:
     """cohort.csv rows keyed by resolved image path (patient_id, label, age, sex)."""
-    return {(path.parent / row["image"]).resolve(): row for row in read_cohort(path, ("patient_id", "image"))}
+    return {image: row for image, (row, _) in cohort_images(path, ("image",)).items()}
 
 
 def _write_csv(path: Path, rows: list[dict]) -> None:
@@ -57,11 +39,12 @@ def _write_csv(path: Path, rows: list[dict]) -> None:
 
 
 def score_images(images: list[Path], out: Path, *, bundle=None, cohort: Path | None = None,
-                 scene_dir: Path | None = None, threshold: float = STUDY_THRESHOLD, progress: bool = True,
+                 scene_dir: Path | None = None, threshold: float = STUDY_THRESHOLD, progress=True,
                  runtime: str = "auto", scorer=None) -> dict:
     """Score every image; returns counts and the paths written.
 
     ``scorer``: a loaded :class:`HandScorer` to reuse (else one is loaded from ``bundle`` with ``runtime``).
+    ``progress``: True for a console bar, False for none, or a ``progress(stage, fraction)`` callable.
     """
     from tqdm import tqdm
 
@@ -78,7 +61,11 @@ def score_images(images: list[Path], out: Path, *, bundle=None, cohort: Path | N
     known = cohort_by_image(cohort) if cohort else {}
     scorer = scorer or HandScorer(bundle, runtime=runtime)
     bone_rows, image_rows, failures = [], [], []
-    for path in tqdm(images, desc="scoring", unit="image", disable=not progress, file=sys.stderr):
+    report = progress if callable(progress) else None
+    for done, path in enumerate(tqdm(images, desc="scoring", unit="image", disable=not progress or report is not None,
+                                     file=sys.stderr)):
+        if report:
+            report("scoring", done / len(images))
         try:
             if scene_dir is None:
                 image = read_image(path)
@@ -89,11 +76,11 @@ def score_images(images: list[Path], out: Path, *, bundle=None, cohort: Path | N
                 meta, scores = _score_into_scene(scorer, path, scene_dir, threshold)
         except InputError as exc:
             failures.append((path, str(exc)))
-            log.warning("skipped %s", exc)
+            log.info("skipped %s", exc)
             continue
         except Exception as exc:  # a broken image must not stop a cohort run
             failures.append((path, f"{exc.__class__.__name__}: {exc}"))
-            log.warning("skipped %s: %s", path, exc)
+            log.info("skipped %s: %s", path, exc)
             continue
         row = known.get(path.resolve(), {})
         ident = {"patient_id": row.get("patient_id") or meta.get("PatientID") or path.stem,
@@ -108,6 +95,8 @@ def score_images(images: list[Path], out: Path, *, bundle=None, cohort: Path | N
         image_rows.append({**ident, "image": str(path), "score": f"{hand:.6f}",
                            **{f"score_{b}": f"{scores[b]['score']:.6f}" for b in BONES},
                            "above_threshold": int(hand > threshold)})
+    if report:
+        report("scoring", 1.0)
     patients = {}
     for row in image_rows:
         patients.setdefault(row["patient_id"], []).append(row)
@@ -147,27 +136,29 @@ def _score_into_scene(scorer, path: Path, scene_dir: Path, threshold: float):
 
 
 def run(args) -> int:
-    images = find_images(args.inputs) if args.inputs else None
-    if images is None:
-        if not args.cohort:
-            raise InputError(None, "give radiographs (files or folders) or --cohort cohort.csv")
-        images = sorted(cohort_by_image(Path(args.cohort)))
-    result = score_images(images, Path(args.out), bundle=args.bundle, cohort=Path(args.cohort) if args.cohort else None,
+    given = resolve_score_inputs(args.inputs, args.cohort, ("image",))
+    print(f"scoring {len(given.images)} radiograph(s)"
+          + (f", labels from {given.cohort}" if given.cohort else " (no cohort: no labels)"), flush=True)
+    result = score_images(given.images, Path(args.out), bundle=args.bundle, cohort=given.cohort,
                           scene_dir=Path(args.scene_dir) if args.scene_dir else None, threshold=args.threshold,
                           progress=not args.no_progress, runtime=args.runtime)
     print(f"scored {result['scored']} image(s), skipped {result['failed']}; wrote "
-          + ", ".join(str(p) for p in result["outputs"]))
+          + ", ".join(str(p) for p in result["outputs"])
+          + (f"; scenes in {args.scene_dir}" if args.scene_dir else ""))
     return 0 if result["scored"] else 1
 
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser("score", help="texture scores of radiographs (per bone, image and patient)",
                                    description=__doc__.split("\n\n", 1)[1])
-    parser.add_argument("inputs", nargs="*", metavar="INPUT", help="radiograph files or folders (default: --cohort's images)")
+    parser.add_argument("inputs", nargs="*", metavar="INPUT",
+                        help="a cohort folder (its cohort.csv lists the images), a cohort.csv, an images folder or "
+                             "radiograph files (default: --cohort's images)")
     parser.add_argument("--out", required=True, help="per-patient scores CSV (the input of `rheumtexture analyze`)")
     parser.add_argument("--bundle", default=None, help="folder holding the metacarpal_contour and ra_bone_texture "
                                                        "bundles (default: the extension's monai_bundle/)")
-    parser.add_argument("--cohort", default=None, help="cohort.csv (patient_id,image,label,age,sex) to copy labels from")
+    parser.add_argument("--cohort", default=None, help="cohort.csv (patient_id,image,label,age,sex) to copy labels "
+                                                       "from (default: the one in or beside a given folder)")
     parser.add_argument("--scene-dir", default=None, help="also save one MRML scene per image into this new folder")
     parser.add_argument("--threshold", type=float, default=STUDY_THRESHOLD, help="study threshold (default 0.43)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")

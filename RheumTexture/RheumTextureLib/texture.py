@@ -79,11 +79,12 @@ class TextureEnsemble:
 
 
 def train_folds(bundle_dir, datalist_path, out_dir, config: str | None = "demo", folds=range(5),
-                overrides: dict | None = None) -> Path:
+                overrides: dict | None = None, progress=None) -> Path:
     """Run the bundle's train config once per fold; returns a ready-to-use bundle folder at ``out_dir``.
 
     ``out_dir`` is a copy of the bundle with ``models/model_fold{k}.pt``, ``datalist.json`` and
     ``configs/trained_with.json`` (the override config and overrides used, so inference builds the same net).
+    ``progress(stage, fraction)`` hears about every training iteration.
     """
     import json
 
@@ -100,6 +101,8 @@ def train_folds(bundle_dir, datalist_path, out_dir, config: str | None = "demo",
     trained_with.update(overrides or {})
     keep = {k: v for k, v in trained_with.items() if k in ("patch_size", "no_max_pool")}
     (out_dir / "configs" / "trained_with.json").write_text(json.dumps(keep, indent=4))
-    for fold in folds:
-        Bundle(out_dir, configs, {**(overrides or {}), "fold": int(fold)}).run()
+    folds = list(folds)
+    for k, fold in enumerate(folds):
+        Bundle(out_dir, configs, {**(overrides or {}), "fold": int(fold)}).train(
+            f"texture fold {k + 1}/{len(folds)}", progress)
     return out_dir

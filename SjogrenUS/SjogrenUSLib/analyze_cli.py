@@ -194,8 +194,11 @@ def _summary(result: dict) -> list[str]:
 
 
 def _run(args) -> int:
-    analyze(args.scores, args.out, args.overwrite, args.bootstrap, args.seed)
-    print(f"wrote {args.out}/report.json and report.html")
+    result = analyze(args.scores, args.out, args.overwrite, args.bootstrap, args.seed)
+    print(f"{result['n_cases']} pSS patients, {result['n_controls']} controls; "
+          + ", ".join(f"{name} AUROC {system['auroc']['estimate']:.3f}" if "auroc" in system
+                      else f"{name} unavailable" for name, system in result["systems"].items()))
+    print(f"wrote {args.out}/report.html, report.json, roc.png, thickness_roc.png")
     return 0
 
 

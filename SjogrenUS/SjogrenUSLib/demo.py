@@ -17,27 +17,33 @@ TRAIN_PATIENTS = 24
 TEST_PATIENTS = 30
 
 
-def run_demo(out: Path, train_patients: int = TRAIN_PATIENTS, test_patients: int = TEST_PATIENTS) -> dict:
+def run_demo(out: Path, train_patients: int = TRAIN_PATIENTS, test_patients: int = TEST_PATIENTS,
+             verbose: bool = False) -> dict:
+    from RheumImagingLib.console import stage_printer
+
     from .cli import main
 
     started = time.time()
+    show = stage_printer(started)
 
     def step(args: list[str]) -> None:
-        print(f"[{time.time() - started:6.0f} s] sjogrenus {' '.join(args)}", flush=True)
-        if main(args) != 0:
+        show(f"sjogrenus {' '.join(args)}")
+        if main([*args, "--verbose"] if verbose else args) != 0:
             raise SystemExit(f"sjogrenus {args[0]} failed")
 
     step(["phantom", str(out / "phantoms_train"), "--patients", str(train_patients), "--seed", "1"])
     step(["phantom", str(out / "phantoms_test"), "--patients", str(test_patients), "--seed", "2"])
     step(["train", "--cohort", str(out / "phantoms_train" / "cohort.csv"), "--out", str(out / "bundle")])
-    step(["score", str(out / "phantoms_test" / "cohort.csv"), "--bundle", str(out / "bundle"),
-          "--out", str(out / "scores.csv")])
+    step(["score", str(out / "phantoms_test"), "--bundle", str(out / "bundle"), "--out", str(out / "scores.csv")])
     step(["analyze", str(out / "scores.csv"), "--out", str(out / "report")])
     report = json.loads((out / "report" / "report.json").read_text())
+    print()
     for name, system in report["systems"].items():
-        print(f"{name}: AUROC {system['auroc']['estimate']:.3f}, cut-off {system['cutoff']}, "
+        print(f"held-out {name}: AUROC {system['auroc']['estimate']:.3f}, cut-off {system['cutoff']}, "
               f"sensitivity {system['sensitivity']['estimate']:.1%}, specificity {system['specificity']['estimate']:.1%}")
-    print(f"report: {out / 'report' / 'report.html'} ({time.time() - started:.0f} s)")
+    print(f"bundle:   {out / 'bundle'} (training log {out / 'bundle' / 'training.log'})\n"
+          f"scores:   {out / 'scores.csv'}\nreport:   {out / 'report' / 'report.html'} "
+          f"({time.time() - started:.0f} s in all)", flush=True)
     return report
 
 
@@ -46,8 +52,10 @@ def main(argv=None) -> int:
     parser.add_argument("--out", required=True, type=Path, help="output folder (a new run folder is made inside)")
     parser.add_argument("--train-patients", type=int, default=TRAIN_PATIENTS)
     parser.add_argument("--test-patients", type=int, default=TEST_PATIENTS)
+    parser.add_argument("-v", "--verbose", action="store_true", help="every detail (MONAI's per-iteration lines)")
     args = parser.parse_args(argv)
-    run_demo(args.out / time.strftime("sjogrenus-%Y%m%d-%H%M%S"), args.train_patients, args.test_patients)
+    run_demo(args.out / time.strftime("sjogrenus-%Y%m%d-%H%M%S"), args.train_patients, args.test_patients,
+             args.verbose)
     return 0
 
 

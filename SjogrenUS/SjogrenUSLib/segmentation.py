@@ -18,6 +18,7 @@ import numpy as np
 
 from RheumImagingLib.bundle import Bundle, default_bundle_root, load_checkpoint
 from RheumImagingLib.cohort_folder import read_cohort
+from RheumImagingLib.console import log_file
 from RheumImagingLib.errors import InputError
 
 #: The extension's copy of the bundle (the default for the module and the CLI).
@@ -157,9 +158,12 @@ def build_datalist(cohort_csv: str | Path, out_json: str | Path, val_fraction: f
 
 
 def train_segmentation(bundle_dir: str | Path, cohort_csv: str | Path, out_dir: str | Path, config: str | None = "demo",
-                       val_fraction: float = 0.2, seed: int = 0, overrides: dict | None = None) -> Path:
+                       val_fraction: float = 0.2, seed: int = 0, overrides: dict | None = None,
+                       progress=None) -> Path:
     """Train the bundle on a cohort and return ``out_dir``: a copy of the bundle, ready to use, with
-    ``models/model.pt`` (best validation mean Dice), its ``datalist.json`` and ``models/training.json``.
+    ``models/model.pt`` (best validation mean Dice), its ``datalist.json``, ``models/training.json``
+    and ``training.log`` (the full log, every iteration); ``progress(stage, fraction)`` hears about
+    every iteration.
 
     ``config`` is an override config of the bundle (``"demo"``: few epochs on this CPU), or None for
     the full ``train.json`` recipe. The source bundle is never modified.
@@ -170,13 +174,15 @@ def train_segmentation(bundle_dir: str | Path, cohort_csv: str | Path, out_dir: 
     if out_dir.exists() and any(out_dir.iterdir()):
         raise InputError(out_dir, "already exists and is not empty; choose a new output folder")
     shutil.copytree(bundle_dir, out_dir, dirs_exist_ok=True,
-                    ignore=shutil.ignore_patterns("*.pt", "*.ts", "eval", "__pycache__", "datalist.json"))
+                    ignore=shutil.ignore_patterns("*.pt", "*.ts", "eval", "__pycache__", "datalist.json",
+                                                  "training.log"))
     (out_dir / "models").mkdir(exist_ok=True)
     datalist = build_datalist(cohort_csv, out_dir / "datalist.json", val_fraction=val_fraction, seed=seed)
     configs = ["train"] + ([config] if config and config != "train" else [])
     bundle = Bundle(out_dir, configs, overrides={"datalist": str(datalist.resolve()), **(overrides or {})})
     started = time.perf_counter()
-    bundle.run()
+    with log_file(out_dir / "training.log"):
+        bundle.train("segmentation", progress)
     checkpoint = out_dir / "models" / "model.pt"
     if not checkpoint.is_file():
         raise RuntimeError(f"{out_dir}: training wrote no models/model.pt (max_epochs must reach val_interval)")

@@ -16,8 +16,16 @@ def register(subparsers) -> None:
 
 
 def _run(args) -> int:
+    from RheumImagingLib.console import console_bars
+
     from .segmentation import BUNDLE_DIR, train_segmentation
 
-    out = train_segmentation(args.bundle or BUNDLE_DIR, args.cohort, args.out, config=args.config)
-    print(f"trained bundle in {out} (weights {out / 'models' / 'model.pt'})")
+    bars = console_bars()
+    try:
+        out = train_segmentation(args.bundle or BUNDLE_DIR, args.cohort, args.out, config=args.config, progress=bars)
+    finally:
+        if bars:
+            bars.close()
+    print(f"trained bundle in {out} (weights {out / 'models' / 'model.pt'}); full log {out / 'training.log'}\n"
+          f"score with: sjogrenus score COHORT_FOLDER --bundle {out} --out scores.csv")
     return 0

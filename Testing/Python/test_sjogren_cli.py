@@ -52,13 +52,13 @@ def test_cohort_reader_columns(tmp_path):
     cohort = tmp_path / "cohort.csv"
     row = {"patient_id": "P1", "thickness_mm": "0.41", "parotid_left_echogenic_bands": "no",
            "parotid_left_image": "a.dcm", "submandibular_right_calcifications": "yes", "parotid_right_echogenic_bands": ""}
-    assert reader_entries(row, cohort, 1) == {"thickness_mm": 0.41, "glands": {
+    assert reader_entries(row, cohort, "row 1") == {"thickness_mm": 0.41, "glands": {
         "parotid_left": {"echogenic_bands": False}, "submandibular_right": {"calcifications": True},
         "parotid_right": {"echogenic_bands": None}}}
     with pytest.raises(InputError, match="row 3: thickness_mm"):
-        reader_entries({"thickness_mm": "thin"}, cohort, 3)
+        reader_entries({"thickness_mm": "thin"}, cohort, "row 3")
     with pytest.raises(InputError, match="must be yes or no"):
-        reader_entries({"parotid_left_calcifications": "maybe"}, cohort, 1)
+        reader_entries({"parotid_left_calcifications": "maybe"}, cohort, "row 1")
 
 
 def test_uncalibrated_single_mucosa_image_row_says_unavailable():
