@@ -60,17 +60,17 @@ class RheumTextureLogic:
 
     # ------------------------------------------------------------------ processing
     def process(self, volume, *, age: float | None = None, sex: str | None = None,
-                threshold: float = STUDY_THRESHOLD, progress: Callable[[float, str], None] | None = None):
+                threshold: float = STUDY_THRESHOLD, progress: Callable[[str, float], None] | None = None):
         """Contour MC2-4, cut and score each distal third; returns the results table node."""
         from RheumImagingLib.imageio import array_from_volume
 
         if self.scorer is None:
             self.load_bundles()
-        report = progress or (lambda fraction, message: None)
+        report = progress or (lambda stage, fraction: None)
         pixels = array_from_volume(volume).astype(np.float32)
-        report(0.1, "Contouring metacarpals 2-4")
+        report("Contouring metacarpals 2-4", 0.1)
         contours = self.scorer.contour(pixels)
-        report(0.5, "Scoring distal thirds")
+        report("Scoring distal thirds with the five-fold ensemble", 0.5)
         scores = self.scorer.score(pixels, {bone: contours[bone]["control_points"] for bone in BONES})
         patient = _patient(volume)
         stamp = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
@@ -88,7 +88,7 @@ class RheumTextureLogic:
         for bone in BONES:
             self._write_bone_row(table, bone, scores[bone]["fold_probabilities"])
         self._write_hand_row(table, threshold)
-        report(1.0, "Done")
+        report("Done", 1.0)
         return table
 
     def rescore_bone(self, volume, bone: str) -> float:

@@ -98,14 +98,14 @@ class SjogrenUSLogic:
             raise ValueError("no image given: pass at least one of " + ", ".join(SITES))
         if self.segmenter is None:
             self.load_segmenter()
-        report = progress or (lambda fraction, message: None)
+        report = progress or (lambda stage, fraction: None)
         base = dict(self.segmenter.provenance(), scoring_system=self.system["name"],
                     scoring_system_source=self.system_ref, time=_now(), patient_id=patient_id)
         table = self._table_node(patient_id, volumes)
         set_provenance(table, **base, label=label)
         place_under_patient(self.scene, table, patient_id)
         for k, (site, volume) in enumerate(volumes.items()):
-            report(k / len(volumes), f"Segmenting and measuring {site}")
+            report(f"Segmenting and measuring {site}", k / len(volumes))
             info = dict(base, input=volume.GetAttribute("RheumImaging.SourceFile") or volume.GetName(), site=site)
             pixels = array_from_volume(volume).astype(np.float32)
             result = analyse_image(site, pixels, spacing_mm(volume), self.segmenter, self.system)
@@ -123,7 +123,7 @@ class SjogrenUSLogic:
             else:
                 self._write_gland_row(table, site, result.gland)
         self._write_totals(table)
-        report(1.0, "Done")
+        report("Done", 1.0)
         return table
 
     # ------------------------------------------------------------------ corrections
