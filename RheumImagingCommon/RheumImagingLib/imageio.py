@@ -138,11 +138,34 @@ def _read_dicom(path: Path, frame: int | None) -> LoadedImage:
     return LoadedImage(pixels, spacing, calibration, meta)
 
 
-def _decode(ds, path: Path, index: int | None, photometric: str) -> np.ndarray:
-    from pydicom.pixels import apply_color_lut, apply_modality_lut, apply_voi_lut, pixel_array
-
+def _pixel_functions():
+    """pydicom 3's ``pydicom.pixels``, or the same functions of pydicom 2.4 (shipped with Slicer 5.8-5.10)."""
     try:
-        raw = pixel_array(ds, index=index) if index is not None else ds.pixel_array
+        from pydicom.pixels import apply_color_lut, apply_modality_lut, apply_voi_lut
+        from pydicom.pixels import pixel_array as _frame
+
+        def pixel_array(ds, index=None):
+            return _frame(ds, index=index) if index is not None else ds.pixel_array
+    except ImportError:  # pydicom 2.x
+        from pydicom.pixel_data_handlers.util import (apply_color_lut, apply_modality_lut, apply_voi_lut,
+                                                      convert_color_space)
+
+        def pixel_array(ds, index=None):
+            """One frame (``index``) or the whole image; YBR converted to RGB as pydicom 3 does."""
+            arr = ds.pixel_array
+            if index is not None:
+                arr = arr[index]
+            photometric = str(ds.PhotometricInterpretation)
+            if photometric in ("YBR_FULL", "YBR_FULL_422"):  # YBR_RCT/ICT (JPEG 2000) decode to RGB
+                arr = convert_color_space(arr, photometric, "RGB")
+            return arr
+    return apply_color_lut, apply_modality_lut, apply_voi_lut, pixel_array
+
+
+def _decode(ds, path: Path, index: int | None, photometric: str) -> np.ndarray:
+    apply_color_lut, apply_modality_lut, apply_voi_lut, pixel_array = _pixel_functions()
+    try:
+        raw = pixel_array(ds, index=index)
     except Exception as exc:
         syntax = ds.file_meta.get("TransferSyntaxUID")
         name = getattr(syntax, "name", syntax)
