@@ -20,6 +20,7 @@ from slicer.parameterNodeWrapper import Choice, parameterNodeWrapper
 from slicer.util import VTKObservationMixin
 from MRMLCorePython import vtkMRMLScalarVolumeNode
 
+from RheumImagingCommon import ensureDependencies
 from RheumImagingLib.widget_support import chosen_path, progress_text
 from RheumTextureLib.logic import BONES, STUDY_THRESHOLD
 from RheumTextureLib.logic import RheumTextureLogic as _LibLogic
@@ -148,6 +149,8 @@ class RheumTextureWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     def onApplyButton(self):
         volume = self._parameterNode.inputVolume
         params = self._parameterNode
+        if not ensureDependencies():
+            return
         self._running = True
         self._checkCanApply()
         try:

@@ -20,6 +20,7 @@ from slicer.parameterNodeWrapper import Choice, parameterNodeWrapper
 from slicer.util import VTKObservationMixin
 from MRMLCorePython import vtkMRMLScalarVolumeNode
 
+from RheumImagingCommon import ensureDependencies
 from RheumImagingLib.widget_support import chosen_path, progress_text
 from SjogrenUSLib.corrections import pending_corrections
 from SjogrenUSLib.logic import SjogrenUSLogic as _LibLogic
@@ -170,6 +171,8 @@ class SjogrenUSWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         params = self._parameterNode
         volumes = {s: v for s, v in self._volumes().items() if v is not None}
         table = None
+        if not ensureDependencies():
+            return
         self._running = True
         self._checkCanApply()
         try:
