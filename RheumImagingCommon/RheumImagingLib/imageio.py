@@ -297,7 +297,12 @@ def array_from_volume(node) -> np.ndarray:
         raise InputError(node.GetName(), "the volume has no image data")
     cols, rows, slices = image.GetDimensions()
     data = numpy_support.vtk_to_numpy(image.GetPointData().GetScalars())
-    return data.reshape(slices, rows, cols)[0].copy()
+    components = image.GetNumberOfScalarComponents()
+    if components == 1:
+        return data.reshape(slices, rows, cols)[0].copy()
+    if components in (3, 4):  # an RGB(A) vector volume (a colour PNG/JPEG loaded by Slicer): luminance, as on load
+        return data.reshape(slices, rows, cols, components)[0, ..., :3].astype(np.float32) @ _LUMA
+    raise InputError(node.GetName(), f"a volume with {components} components per pixel is not a grayscale or RGB image")
 
 
 def spacing_mm(node) -> tuple[float, float] | None:

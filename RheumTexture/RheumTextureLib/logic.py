@@ -53,8 +53,11 @@ class RheumTextureLogic:
         """Load the contour and texture bundles once; reused for every image and edit."""
         from .pipeline import HandScorer
 
-        root = Path(bundle_root) if bundle_root else None
-        if self.scorer is None or (root and self.scorer.bundle_root != root.resolve()):
+        from RheumImagingLib.bundle import default_bundle_root
+
+        # No folder means the extension's own bundles, not whichever were loaded last.
+        root = Path(bundle_root or default_bundle_root()).resolve()
+        if self.scorer is None or getattr(self.scorer, "bundle_root", None) != root:
             self.scorer = HandScorer(root, device=device)
         return self.scorer
 
@@ -163,8 +166,9 @@ class RheumTextureLogic:
             matrix.SetElement(r, 1, u[r])
             matrix.SetElement(r, 2, w[r])
             matrix.SetElement(r, 3, centre[r])
+        # The matrix's translation is the ROI centre: SetXYZ/SetCenter would overwrite it
+        # (Modules/Loadable/Markups/MRML/vtkMRMLMarkupsROINode.cxx v5.8.1 lines 550-557, 619-646, 1112-1116).
         roi.SetAndObserveObjectToNodeMatrix(matrix)
-        roi.SetXYZ(0.0, 0.0, 0.0)
         # ROI sizes are in mm: pixel lengths times the spacing along each direction
         length_mm = np.linalg.norm(pixel_to_ras(volume, [[0, 0], frame["axis"]])[1] - pixel_to_ras(volume, [[0, 0]])[0])
         width_mm = np.linalg.norm(pixel_to_ras(volume, [[0, 0], frame["across"]])[1] - pixel_to_ras(volume, [[0, 0]])[0])
