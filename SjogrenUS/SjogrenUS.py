@@ -254,10 +254,15 @@ class SjogrenUSTest(ScriptedLoadableModuleTest):
         self.test_patient_scores_and_corrections()
 
     def test_load_ultrasound(self):
-        from pydicom.data import get_testdata_file
+        """A phantom study written here (no download): the US region calibration gives mm."""
+        import tempfile
 
-        node = SjogrenUSLogic().lib.load_ultrasound(get_testdata_file("US1_UNCR.dcm"))
+        from SjogrenUSLib.phantom import generate_cohort
+
+        cohort = generate_cohort(tempfile.mkdtemp(), 1, seed=0)
+        node = SjogrenUSLogic().lib.load_ultrasound(next((cohort.parent / "images").glob("*_mucosa.dcm")))
         self.assertIsNotNone(node.GetImageData())
+        self.assertEqual(node.GetAttribute("RheumImaging.Calibration"), "US region")
         logging.info("SjogrenUS load test passed")
 
     def test_patient_scores_and_corrections(self):

@@ -18,7 +18,8 @@ from conftest import REPO
 
 TESTS = ["Testing/Python/test_imageio.py",
          "Testing/Python/test_radiograph_phantom.py::test_dicom_monochrome1_calibration_and_uids",
-         "Testing/Python/test_ultrasound_phantom.py::test_files_load_with_us_region_calibration"]
+         "Testing/Python/test_ultrasound_phantom.py::test_files_load_with_us_region_calibration",
+         "Testing/Python/test_module_selftests.py"]
 
 
 def _pydicom24() -> Path:
