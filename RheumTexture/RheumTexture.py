@@ -130,6 +130,8 @@ class RheumTextureWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         """Age and sex recorded in the image (DICOM PatientAge/PatientSex) fill the fields."""
         if volume is None:
             return
+        with slicer.util.tryWithErrorDisplay("Could not read the volume's DICOM file."):
+            self.logic.lib.adopt_dicom_source(volume)
         age = volume.GetAttribute("RheumImaging.PatientAge")
         sex = volume.GetAttribute("RheumImaging.PatientSex")
         if age:
@@ -193,7 +195,9 @@ class RheumTextureLogic(ScriptedLoadableModuleLogic):
 
     def __init__(self):
         ScriptedLoadableModuleLogic.__init__(self)
-        self.lib = _LibLogic(slicer.mrmlScene)
+        # Volumes from the DICOM browser are read again from their files (calibration, age, sex).
+        database = getattr(slicer, "dicomDatabase", None)
+        self.lib = _LibLogic(slicer.mrmlScene, file_for_instance=database.fileForInstance if database else None)
 
     def getParameterNode(self):
         return RheumTextureParameterNode(super().getParameterNode())

@@ -144,6 +144,9 @@ class SjogrenUSWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         if volumes == self._shownVolumes:
             return
         self._shownVolumes = volumes
+        with slicer.util.tryWithErrorDisplay("Could not read a volume's DICOM file."):
+            for volume in volumes.values():
+                self.logic.lib.adopt_dicom_source(volume)
         if not self._parameterNode.patientId and volumes:
             first = next(iter(volumes.values()))
             self._parameterNode.patientId = first.GetAttribute("RheumImaging.PatientID") or first.GetName()
@@ -235,7 +238,9 @@ class SjogrenUSLogic(ScriptedLoadableModuleLogic):
 
     def __init__(self):
         ScriptedLoadableModuleLogic.__init__(self)
-        self.lib = _LibLogic(slicer.mrmlScene)
+        # Volumes from the DICOM browser are read again from their files (calibration, age, sex).
+        database = getattr(slicer, "dicomDatabase", None)
+        self.lib = _LibLogic(slicer.mrmlScene, file_for_instance=database.fileForInstance if database else None)
 
     def getParameterNode(self):
         return SjogrenUSParameterNode(super().getParameterNode())

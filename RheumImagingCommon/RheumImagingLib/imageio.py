@@ -269,6 +269,12 @@ def volume_from_array(scene, pixels: np.ndarray, spacing_mm, name: str, calibrat
     row_mm, col_mm = spacing_mm if spacing_mm else (1.0, 1.0)
     node.SetSpacing(col_mm, row_mm, 1.0)
     node.SetIJKToRASDirections(-1, 0, 0, 0, -1, 0, 0, 0, 1)
+    _set_source_attributes(node, spacing_mm, calibration, metadata)
+    node.CreateDefaultDisplayNodes()
+    return node
+
+
+def _set_source_attributes(node, spacing_mm, calibration: str | None, metadata: dict | None) -> None:
     node.SetAttribute(ATTR + "Calibration", calibration or ("PixelSpacing" if spacing_mm else f"{UNCALIBRATED}: not given"))
     for key in ("PatientID", "PatientAge", "PatientSex", "Modality"):
         value = (metadata or {}).get(key)
@@ -277,8 +283,29 @@ def volume_from_array(scene, pixels: np.ndarray, spacing_mm, name: str, calibrat
     if metadata and metadata.get("path"):
         node.SetAttribute(ATTR + "SourceFile", metadata["path"])
         node.SetAttribute(ATTR + "Frame", str(metadata.get("frame", 0)))
-    node.CreateDefaultDisplayNodes()
-    return node
+
+
+def adopt_dicom_source(node, file_for_instance) -> bool:
+    """Give a volume loaded by Slicer's DICOM browser what :func:`load_volume` gives: calibration, age, sex.
+
+    Slicer's scalar volume plugin records only ``DICOM.instanceUIDs`` (Modules/Scripted/DICOMPlugins/
+    DICOMScalarVolumePlugin.py v5.8.1 line 510) and ignores ultrasound regions, so the volume's file is read
+    again: ``file_for_instance`` maps an instance UID to its file (``slicer.dicomDatabase.fileForInstance``).
+    The spacing becomes the calibrated one (mm only from real calibration). Returns True when adopted.
+    """
+    uids = (node.GetAttribute("DICOM.instanceUIDs") or "").split()
+    if node.GetAttribute(ATTR + "Calibration") or not uids or file_for_instance is None:
+        return False
+    path = file_for_instance(uids[0])
+    if not path:
+        raise InputError(node.GetName(), f"its DICOM instance {uids[0]} is not in the DICOM database")
+    frame = int(node.GetAttribute(ATTR + "Frame") or 0)
+    image = read_image(path, frame if len(uids) == 1 and frame else None)
+    if image.spacing_mm:
+        row_mm, col_mm = image.spacing_mm
+        node.SetSpacing(col_mm, row_mm, node.GetSpacing()[2])
+    _set_source_attributes(node, image.spacing_mm, image.calibration, image.metadata)
+    return True
 
 
 def load_volume(scene, path: str | os.PathLike, frame: int | None = None, name: str | None = None):

@@ -39,9 +39,17 @@ class RheumTextureLogic:
     ``load_bundles`` makes one from a bundle folder.
     """
 
-    def __init__(self, scene, scorer=None):
+    def __init__(self, scene, scorer=None, file_for_instance=None):
         self.scene = scene
         self.scorer = scorer
+        #: instance UID -> file, for volumes from Slicer's DICOM browser (``slicer.dicomDatabase.fileForInstance``)
+        self.file_for_instance = file_for_instance
+
+    def adopt_dicom_source(self, volume) -> bool:
+        """Calibration, age and sex of a DICOM-browser volume, read from its file (see imageio)."""
+        from RheumImagingLib.imageio import adopt_dicom_source
+
+        return adopt_dicom_source(volume, self.file_for_instance)
 
     def load_radiograph(self, path, frame: int | None = None):
         """Load a hand radiograph (DICOM CR/DX/SC, PNG, TIFF) as a calibrated volume node."""
@@ -70,6 +78,7 @@ class RheumTextureLogic:
         if self.scorer is None:
             self.load_bundles()
         report = progress or (lambda stage, fraction: None)
+        self.adopt_dicom_source(volume)
         pixels = array_from_volume(volume).astype(np.float32)
         report("Contouring metacarpals 2-4", 0.1)
         contours = self.scorer.contour(pixels)
@@ -83,11 +92,11 @@ class RheumTextureLogic:
             set_control_points_ras(curve, pixel_to_ras(volume, contours[bone]["control_points"]))
             set_provenance(curve, **info)
             self._update_roi(volume, bone, contours[bone]["control_points"], info)
-            place_under_patient(self.scene, curve, patient)
+            place_under_patient(self.scene, curve, patient, near=volume)
         table = self._table_node(volume)
         set_provenance(table, **info, threshold=threshold, age=age, sex=sex)
-        place_under_patient(self.scene, table, patient)
-        place_under_patient(self.scene, volume, patient)
+        place_under_patient(self.scene, table, patient, near=volume)
+        place_under_patient(self.scene, volume, patient, near=volume)
         for bone in BONES:
             self._write_bone_row(table, bone, scores[bone]["fold_probabilities"])
         self._write_hand_row(table, threshold)
@@ -153,7 +162,7 @@ class RheumTextureLogic:
             roi = self.scene.AddNewNodeByClass("vtkMRMLMarkupsROINode", f"{volume.GetName()} {bone} distal third")
             roi.SetAttribute("RheumTexture.Bone", bone)
             volume.SetNodeReferenceID(_ROI_ROLE.format(bone=bone), roi.GetID())
-            place_under_patient(self.scene, roi, _patient(volume))
+            place_under_patient(self.scene, roi, _patient(volume), near=volume)
 
         centre, axis, across = (pixel_to_ras(volume, [frame["centre"], np.add(frame["centre"], frame["axis"]),
                                                       np.add(frame["centre"], frame["across"])]))

@@ -58,9 +58,11 @@ class SjogrenUSLogic:
     ``system`` a scoring-system name or JSON path (``scoring_systems/``).
     """
 
-    def __init__(self, scene, segmenter=None, system: str = "hocevar_0_4"):
+    def __init__(self, scene, segmenter=None, system: str = "hocevar_0_4", file_for_instance=None):
         self.scene = scene
         self.segmenter = segmenter
+        #: instance UID -> file, for volumes from Slicer's DICOM browser (``slicer.dicomDatabase.fileForInstance``)
+        self.file_for_instance = file_for_instance
         self.system_ref = str(system)
         self.system = load_system(system)
 
@@ -69,6 +71,12 @@ class SjogrenUSLogic:
         from RheumImagingLib.imageio import load_volume
 
         return load_volume(self.scene, path, frame=frame)
+
+    def adopt_dicom_source(self, volume) -> bool:
+        """Calibration (ultrasound regions too), age and sex of a DICOM-browser volume, read from its file."""
+        from RheumImagingLib.imageio import adopt_dicom_source
+
+        return adopt_dicom_source(volume, self.file_for_instance)
 
     def load_segmenter(self, bundle_dir=None, device: str = "cpu"):
         """Load the trained ``sjogren_us_segmentation`` bundle once; reused for every image."""
@@ -99,11 +107,13 @@ class SjogrenUSLogic:
         if self.segmenter is None:
             self.load_segmenter()
         report = progress or (lambda stage, fraction: None)
+        for volume in volumes.values():
+            self.adopt_dicom_source(volume)
         base = dict(self.segmenter.provenance(), scoring_system=self.system["name"],
                     scoring_system_source=self.system_ref, time=_now(), patient_id=patient_id)
         table = self._table_node(patient_id, volumes)
         set_provenance(table, **base, label=label)
-        place_under_patient(self.scene, table, patient_id)
+        place_under_patient(self.scene, table, patient_id, near=next(iter(volumes.values())))
         for k, (site, volume) in enumerate(volumes.items()):
             report(f"Segmenting and measuring {site}", k / len(volumes))
             info = dict(base, input=volume.GetAttribute("RheumImaging.SourceFile") or volume.GetName(), site=site)
@@ -113,12 +123,12 @@ class SjogrenUSLogic:
             volume.SetAttribute(_PATIENT_ATTR, patient_id)
             volume.SetNodeReferenceID(_TABLE_ROLE, table.GetID())
             table.SetNodeReferenceID(_VOLUME_ROLE.format(site=site), volume.GetID())
-            place_under_patient(self.scene, volume, patient_id)
+            place_under_patient(self.scene, volume, patient_id, near=volume)
             seg = self._segmentation_node(volume, result.labels, info)
-            place_under_patient(self.scene, seg, patient_id)
+            place_under_patient(self.scene, seg, patient_id, near=volume)
             if site == "mucosa":
                 line = self._thickness_line(volume, result.labels, info)
-                place_under_patient(self.scene, line, patient_id)
+                place_under_patient(self.scene, line, patient_id, near=volume)
                 self._write_mucosa_row(table, result.thickness, result.echo)
             else:
                 self._write_gland_row(table, site, result.gland)
