@@ -84,7 +84,8 @@ class SjogrenUSLogic:
 
         bundle = Path(bundle_dir) if bundle_dir else BUNDLE_DIR
         if not (bundle / "models" / "model.pt").is_file():
-            raise InputError(bundle, "no trained weights (models/model.pt); train with 'sjogrenus train'")
+            raise InputError(bundle, "no trained weights (models/model.pt): train it first ('Train from a cohort' in "
+                                     "the SjogrenUS module, or 'sjogrenus train' on the command line)")
         if self.segmenter is None or Path(self.segmenter.bundle.root).resolve() != bundle.resolve():
             self.segmenter = USSegmenter(bundle, device=device)
         return self.segmenter
