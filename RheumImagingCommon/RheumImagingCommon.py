@@ -52,6 +52,88 @@ def ensureDependencies() -> bool:
             slicer.util.pip_install(pip_requirements)
     still = dependencies.missing_requirements()
     if still:
-        slicer.util.errorDisplay("Installation did not complete: " + ", ".join(still) + ". Restart Slicer and try again.")
+        slicer.util.errorDisplay("Installation did not complete: " + ", ".join(still)
+                                 + ". Restart Slicer and try again.")
         return False
     return True
+
+
+class TrainingPanel:
+    """'Train from a cohort...' and 'Cancel' of a module panel: the tool's own ``train`` command runs as a
+    separate process (``slicer.util.launchConsoleProcess``, v5.8.1 Base/Python/slicer/util.py line 3787, as
+    SlicerMONAIAuto3DSeg runs its inference), polled on a timer so Slicer stays responsive; each line it
+    prints is the stage shown, a progress bar's percentage the progress. ``onTrained(folder)`` gets the
+    trained folder; ``onRunningChanged(running)`` lets the panel disable Apply meanwhile.
+    """
+
+    def __init__(self, ui, tool: str, onTrained, onRunningChanged):
+        import qt
+
+        self.ui, self.tool, self.onTrained, self.onRunningChanged = ui, tool, onTrained, onRunningChanged
+        self.run = None
+        self.outDir = None
+        self.timer = qt.QTimer()
+        self.timer.setInterval(250)
+        self.timer.connect("timeout()", self.poll)
+        ui.trainButton.connect("clicked(bool)", self.start)
+        ui.cancelButton.connect("clicked(bool)", self.cancel)
+
+    @property
+    def running(self) -> bool:
+        return self.run is not None
+
+    def start(self):
+        import shutil
+        import sys
+
+        import qt
+        import slicer
+
+        from RheumImagingLib.background import BackgroundRun, new_output_folder, train_command
+
+        if self.running or not ensureDependencies():
+            return
+        cohort = qt.QFileDialog.getOpenFileName(None, "Cohort to train on", "", "Cohort (cohort.csv *.csv)")
+        if not cohort:
+            return
+        parent = qt.QFileDialog.getExistingDirectory(None, "Folder in which to create the trained bundle folder")
+        if not parent:
+            return
+        self.outDir = new_output_folder(parent, f"{self.tool}-bundles")
+        python = shutil.which("PythonSlicer") or sys.executable
+        argv, env = train_command(python, self.tool, cohort, self.outDir)
+        self.run = BackgroundRun(slicer.util.launchConsoleProcess(argv, updateEnvironment=env))
+        self._setRunning(True)
+        self.ui.statusLabel.text = f"Training in {self.outDir}"
+        self.timer.start()
+
+    def poll(self):
+        import slicer
+
+        stage, fraction, code = self.run.poll()
+        if stage:
+            self.ui.statusLabel.text = stage[-200:]
+        if fraction is not None:
+            self.ui.progressBar.value = int(100 * fraction)
+        if code is None:
+            return
+        self.timer.stop()
+        run, self.run = self.run, None
+        self._setRunning(False)
+        if code == 0:
+            self.ui.progressBar.value = 100
+            self.ui.statusLabel.text = f"Trained: {self.outDir}"
+            self.onTrained(self.outDir)
+        elif code > 0:
+            slicer.util.errorDisplay(f"Training failed (exit code {code}).",
+                                     detailedText="\n".join(run.lines[-80:]))
+
+    def cancel(self):
+        if self.running:
+            self.run.cancel()
+            self.ui.statusLabel.text = f"Training cancelled; {self.outDir} is incomplete and not used."
+
+    def _setRunning(self, running: bool):
+        self.ui.trainButton.enabled = not running
+        self.ui.cancelButton.enabled = running
+        self.onRunningChanged(running)

@@ -20,7 +20,7 @@ from slicer.parameterNodeWrapper import Choice, parameterNodeWrapper
 from slicer.util import VTKObservationMixin
 from MRMLCorePython import vtkMRMLScalarVolumeNode
 
-from RheumImagingCommon import ensureDependencies
+from RheumImagingCommon import TrainingPanel, ensureDependencies
 from RheumImagingLib.widget_support import chosen_path, progress_text
 from RheumTextureLib.logic import BONES, STUDY_THRESHOLD
 from RheumTextureLib.logic import RheumTextureLogic as _LibLogic
@@ -76,10 +76,23 @@ class RheumTextureWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
         self.ui.loadButton.connect("clicked(bool)", self.onLoadButton)
         self.ui.applyButton.connect("clicked(bool)", self.onApplyButton)
+        self.training = TrainingPanel(self.ui, "rheumtexture", self.onTrained, self.onTrainingRunning)
         self.initializeParameterNode()
 
     def cleanup(self):
+        self.training.cancel()
         self.removeObservers()
+
+    def _training(self) -> bool:
+        return getattr(self, "training", None) is not None and self.training.running
+
+    def onTrainingRunning(self, running):
+        self._checkCanApply()
+
+    def onTrained(self, folder):
+        """The trained folder becomes the panel's bundle folder."""
+        if self._parameterNode:
+            self._parameterNode.bundlePath = pathlib.Path(folder)
 
     def enter(self):
         self.initializeParameterNode()
@@ -120,7 +133,8 @@ class RheumTextureWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self._showResults(volume)
 
     def _checkCanApply(self):
-        ready = bool(self._parameterNode and self._parameterNode.inputVolume) and not self._running
+        ready = bool(self._parameterNode and self._parameterNode.inputVolume)
+        ready = ready and not self._running and not self._training()
         self.ui.applyButton.enabled = ready
         self.ui.applyButton.toolTip = (
             "Contour MC2-4, cut each distal third and score it with the five-fold ensemble."
@@ -178,7 +192,8 @@ class RheumTextureWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         for bone in BONES if table is not None else ():
             curve = self.logic.lib.curve_node(volume, bone)
             if curve is not None:
-                # Fired once when the user releases a dragged point, not for every mouse move.
+                # Fired once when the user releases a dragged point, not for every mouse move
+                # (vtkMRMLMarkupsNode.h v5.8.1 line 249; invoked in vtkSlicerMarkupsWidget.cxx line 876).
                 self.addObserver(curve, curve.PointEndInteractionEvent, self.onCurveEdited)
 
     def onCurveEdited(self, curve, event):

@@ -20,7 +20,7 @@ from slicer.parameterNodeWrapper import Choice, parameterNodeWrapper
 from slicer.util import VTKObservationMixin
 from MRMLCorePython import vtkMRMLScalarVolumeNode
 
-from RheumImagingCommon import ensureDependencies
+from RheumImagingCommon import TrainingPanel, ensureDependencies
 from RheumImagingLib.widget_support import chosen_path, progress_text
 from SjogrenUSLib.corrections import pending_corrections
 from SjogrenUSLib.logic import SjogrenUSLogic as _LibLogic
@@ -91,6 +91,7 @@ class SjogrenUSWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
         self.ui.loadButton.connect("clicked(bool)", self.onLoadButton)
         self.ui.applyButton.connect("clicked(bool)", self.onApplyButton)
+        self.training = TrainingPanel(self.ui, "sjogrenus", self.onTrained, self.onTrainingRunning)
         self.ui.overrideButton.connect("clicked(bool)", self.onOverrideButton)
         self.initializeParameterNode()
 
@@ -105,7 +106,19 @@ class SjogrenUSWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         return {site: getattr(self._parameterNode, f"{name}Volume") for site, name in SITE_PARAMETERS.items()}
 
     def cleanup(self):
+        self.training.cancel()
         self.removeObservers()
+
+    def _training(self) -> bool:
+        return getattr(self, "training", None) is not None and self.training.running
+
+    def onTrainingRunning(self, running):
+        self._checkCanApply()
+
+    def onTrained(self, folder):
+        """The trained folder becomes the panel's bundle folder."""
+        if self._parameterNode:
+            self._parameterNode.bundlePath = pathlib.Path(folder)
 
     def enter(self):
         self.initializeParameterNode()
@@ -154,7 +167,8 @@ class SjogrenUSWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.showResults(table)
 
     def _checkCanApply(self):
-        ready = any(v is not None for v in self._volumes().values()) and not self._running
+        ready = any(v is not None for v in self._volumes().values())
+        ready = ready and not self._running and not self._training()
         self.ui.applyButton.enabled = ready
         self.ui.applyButton.toolTip = (
             "Segment, measure and grade every given image; one table for the patient." if ready

@@ -275,7 +275,8 @@ def volume_from_array(scene, pixels: np.ndarray, spacing_mm, name: str, calibrat
 
 
 def _set_source_attributes(node, spacing_mm, calibration: str | None, metadata: dict | None) -> None:
-    node.SetAttribute(ATTR + "Calibration", calibration or ("PixelSpacing" if spacing_mm else f"{UNCALIBRATED}: not given"))
+    default = "PixelSpacing" if spacing_mm else f"{UNCALIBRATED}: not given"
+    node.SetAttribute(ATTR + "Calibration", calibration or default)
     for key in ("PatientID", "PatientAge", "PatientSex", "Modality"):
         value = (metadata or {}).get(key)
         if value is not None:
