@@ -62,14 +62,15 @@ class TrainingPanel:
     """'Train from a cohort...' and 'Cancel' of a module panel: the tool's own ``train`` command runs as a
     separate process (``slicer.util.launchConsoleProcess``, v5.8.1 Base/Python/slicer/util.py line 3787, as
     SlicerMONAIAuto3DSeg runs its inference), polled on a timer so Slicer stays responsive; each line it
-    prints is the stage shown, a progress bar's percentage the progress. ``onTrained(folder)`` gets the
-    trained folder; ``onRunningChanged(running)`` lets the panel disable Apply meanwhile.
+    prints is the stage shown, a progress bar's percentage the progress. The trained folder becomes the
+    ``bundlePath`` of the panel's parameter node (``parameterNode()``); ``onRunningChanged()`` lets the panel
+    disable Apply meanwhile.
     """
 
-    def __init__(self, ui, tool: str, onTrained, onRunningChanged):
+    def __init__(self, ui, tool: str, parameterNode, onRunningChanged):
         import qt
 
-        self.ui, self.tool, self.onTrained, self.onRunningChanged = ui, tool, onTrained, onRunningChanged
+        self.ui, self.tool, self.parameterNode, self.onRunningChanged = ui, tool, parameterNode, onRunningChanged
         self.run = None
         self.outDir = None
         self.timer = qt.QTimer()
@@ -123,7 +124,8 @@ class TrainingPanel:
         if code == 0:
             self.ui.progressBar.value = 100
             self.ui.statusLabel.text = f"Trained: {self.outDir}"
-            self.onTrained(self.outDir)
+            if self.parameterNode():
+                self.parameterNode().bundlePath = self.outDir
         elif code > 0:
             slicer.util.errorDisplay(f"Training failed (exit code {code}).",
                                      detailedText="\n".join(run.lines[-80:]))
@@ -136,4 +138,4 @@ class TrainingPanel:
     def _setRunning(self, running: bool):
         self.ui.trainButton.enabled = not running
         self.ui.cancelButton.enabled = running
-        self.onRunningChanged(running)
+        self.onRunningChanged()

@@ -76,23 +76,12 @@ class RheumTextureWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
         self.ui.loadButton.connect("clicked(bool)", self.onLoadButton)
         self.ui.applyButton.connect("clicked(bool)", self.onApplyButton)
-        self.training = TrainingPanel(self.ui, "rheumtexture", self.onTrained, self.onTrainingRunning)
+        self.training = TrainingPanel(self.ui, "rheumtexture", lambda: self._parameterNode, self._checkCanApply)
         self.initializeParameterNode()
 
     def cleanup(self):
         self.training.cancel()
         self.removeObservers()
-
-    def _training(self) -> bool:
-        return getattr(self, "training", None) is not None and self.training.running
-
-    def onTrainingRunning(self, running):
-        self._checkCanApply()
-
-    def onTrained(self, folder):
-        """The trained folder becomes the panel's bundle folder."""
-        if self._parameterNode:
-            self._parameterNode.bundlePath = pathlib.Path(folder)
 
     def enter(self):
         self.initializeParameterNode()
@@ -134,7 +123,7 @@ class RheumTextureWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     def _checkCanApply(self):
         ready = bool(self._parameterNode and self._parameterNode.inputVolume)
-        ready = ready and not self._running and not self._training()
+        ready = ready and not self._running and not self.training.running
         self.ui.applyButton.enabled = ready
         self.ui.applyButton.toolTip = (
             "Contour MC2-4, cut each distal third and score it with the five-fold ensemble."

@@ -91,7 +91,7 @@ class SjogrenUSWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
         self.ui.loadButton.connect("clicked(bool)", self.onLoadButton)
         self.ui.applyButton.connect("clicked(bool)", self.onApplyButton)
-        self.training = TrainingPanel(self.ui, "sjogrenus", self.onTrained, self.onTrainingRunning)
+        self.training = TrainingPanel(self.ui, "sjogrenus", lambda: self._parameterNode, self._checkCanApply)
         self.ui.overrideButton.connect("clicked(bool)", self.onOverrideButton)
         self.initializeParameterNode()
 
@@ -108,17 +108,6 @@ class SjogrenUSWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     def cleanup(self):
         self.training.cancel()
         self.removeObservers()
-
-    def _training(self) -> bool:
-        return getattr(self, "training", None) is not None and self.training.running
-
-    def onTrainingRunning(self, running):
-        self._checkCanApply()
-
-    def onTrained(self, folder):
-        """The trained folder becomes the panel's bundle folder."""
-        if self._parameterNode:
-            self._parameterNode.bundlePath = pathlib.Path(folder)
 
     def enter(self):
         self.initializeParameterNode()
@@ -168,7 +157,7 @@ class SjogrenUSWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     def _checkCanApply(self):
         ready = any(v is not None for v in self._volumes().values())
-        ready = ready and not self._running and not self._training()
+        ready = ready and not self._running and not self.training.running
         self.ui.applyButton.enabled = ready
         self.ui.applyButton.toolTip = (
             "Segment, measure and grade every given image; one table for the patient." if ready
