@@ -17,7 +17,10 @@ TORCH_REQUIREMENT = "torch>=2.2,<2.15"
 
 #: Everything else pyproject.toml lists, except slicer-core (Slicer itself). pydicom's and scipy's ranges admit
 #: what Slicer 5.8-5.10 ship, so they are not reinstalled: pydicom 2.4.4 and scipy 1.13.1
-#: (SuperBuild/External_python-dicom-requirements.cmake line 44, External_python-scipy.cmake line 40, both tags).
+#: (SuperBuild/External_python-dicom-requirements.cmake line 44, External_python-scipy.cmake line 40, both tags);
+#: likewise numpy 1.26.4 and pillow 10.3.0 (v5.8.1 External_python-numpy.cmake line 41,
+#: External_python-dicom-requirements.cmake line 61). ``packaging`` (for the ranges) ships with Slicer too
+#: (External_python-pythonqt-requirements.cmake line 35).
 PIP_REQUIREMENTS = (
     "monai>=1.4",
     "pytorch-ignite>=0.4.11",
