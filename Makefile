@@ -11,6 +11,8 @@ DEMO_ARGS ?=
 BENCH_OUT ?= bench_output
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
+# Slicer 5.8-5.10 ship pydicom 2.4.4: image I/O is also tested against it (Testing/Python/test_pydicom24.py).
+PYDICOM24 := $(VENV)/pydicom24
 
 .PHONY: install demo test bench clean
 
@@ -23,7 +25,10 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install -q -e ".[test]"
 	touch $@
 
-install: $(STAMP)
+$(PYDICOM24): | $(BIN)/python
+	$(BIN)/python -m pip install -q --no-deps --target $(PYDICOM24) pydicom==2.4.4
+
+install: $(STAMP) $(PYDICOM24)
 
 # The main job on the embedded default (phantoms): RA texture, then Sjogren ultrasound.
 demo: install

@@ -5,19 +5,29 @@ runs on the scene it is given, so it is tested outside Slicer on slicer-core.
 """
 
 import logging
+import pathlib
+from typing import Annotated
 
 import slicer
+import vtk
 from slicer.ScriptedLoadableModule import (
     ScriptedLoadableModule,
     ScriptedLoadableModuleLogic,
     ScriptedLoadableModuleTest,
     ScriptedLoadableModuleWidget,
 )
-from slicer.parameterNodeWrapper import parameterNodeWrapper
+from slicer.parameterNodeWrapper import Choice, parameterNodeWrapper
 from slicer.util import VTKObservationMixin
 from MRMLCorePython import vtkMRMLScalarVolumeNode
 
+from RheumImagingCommon import TrainingPanel, ensureDependencies
+from RheumImagingLib.widget_support import chosen_path, progress_text
+from SjogrenUSLib.corrections import pending_corrections
 from SjogrenUSLib.logic import SjogrenUSLogic as _LibLogic
+from SjogrenUSLib.scoring import DEFAULT_SYSTEM, SYSTEMS_DIR
+
+#: The scoring systems shipped with the extension (SjogrenUSLib/scoring_systems/*.json).
+SCORING_SYSTEMS = sorted(p.stem for p in SYSTEMS_DIR.glob("*.json"))
 
 
 class SjogrenUS(ScriptedLoadableModule):
@@ -44,6 +54,8 @@ SITE_PARAMETERS = {
 }
 
 
+# Field types are those Slicer's GUI connectors accept for the bound widget (ctkPathLineEdit <-> pathlib.Path,
+# QComboBox <-> Annotated[str, Choice]); Testing/Python/test_slicer_parameters.py checks them against the .ui.
 @parameterNodeWrapper
 class SjogrenUSParameterNode:
     mucosaVolume: vtkMRMLScalarVolumeNode
@@ -51,10 +63,10 @@ class SjogrenUSParameterNode:
     parotidRightVolume: vtkMRMLScalarVolumeNode
     submandibularLeftVolume: vtkMRMLScalarVolumeNode
     submandibularRightVolume: vtkMRMLScalarVolumeNode
-    imagePath: str = ""
+    imagePath: pathlib.Path
     patientId: str = ""
-    bundlePath: str = ""
-    scoringSystem: str = "salaffi_0_4"
+    bundlePath: pathlib.Path
+    scoringSystem: Annotated[str, Choice(SCORING_SYSTEMS)] = DEFAULT_SYSTEM
 
 
 class SjogrenUSWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
@@ -65,6 +77,8 @@ class SjogrenUSWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self._parameterNode = None
         self._parameterNodeGuiTag = None
         self._table = None
+        self._running = False
+        self._shownVolumes = None
 
     def setup(self):
         ScriptedLoadableModuleWidget.setup(self)
@@ -77,16 +91,9 @@ class SjogrenUSWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
         self.ui.loadButton.connect("clicked(bool)", self.onLoadButton)
         self.ui.applyButton.connect("clicked(bool)", self.onApplyButton)
+        self.training = TrainingPanel(self.ui, "sjogrenus", lambda: self._parameterNode, self._checkCanApply)
         self.ui.overrideButton.connect("clicked(bool)", self.onOverrideButton)
-        for selector in self._selectors().values():
-            selector.connect("currentNodeChanged(vtkMRMLNode*)", self.onInputChanged)
         self.initializeParameterNode()
-
-    def _selectors(self):
-        return {"mucosa": self.ui.mucosaVolumeSelector, "parotid_left": self.ui.parotidLeftVolumeSelector,
-                "parotid_right": self.ui.parotidRightVolumeSelector,
-                "submandibular_left": self.ui.submandibularLeftVolumeSelector,
-                "submandibular_right": self.ui.submandibularRightVolumeSelector}
 
     def _grade_spin_boxes(self):
         return {"parotid_left": self.ui.parotidLeftGradeSpinBox, "parotid_right": self.ui.parotidRightGradeSpinBox,
@@ -94,21 +101,23 @@ class SjogrenUSWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                 "submandibular_right": self.ui.submandibularRightGradeSpinBox}
 
     def _volumes(self):
+        if self._parameterNode is None:
+            return {}
         return {site: getattr(self._parameterNode, f"{name}Volume") for site, name in SITE_PARAMETERS.items()}
 
     def cleanup(self):
+        self.training.cancel()
         self.removeObservers()
 
     def enter(self):
         self.initializeParameterNode()
 
     def exit(self):
-        if self._parameterNode:
-            self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
-            self._parameterNodeGuiTag = None
+        self.setParameterNode(None)
 
     def onSceneStartClose(self, caller, event):
         self.setParameterNode(None)
+        self.showResults(None)
 
     def onSceneEndClose(self, caller, event):
         if self.parent.isEntered:
@@ -118,42 +127,76 @@ class SjogrenUSWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.setParameterNode(self.logic.getParameterNode())
 
     def setParameterNode(self, inputParameterNode):
+        """Bind the panel to the parameter node and watch it (Slicer's scripted-module template, v5.8.1
+        Utilities/Templates/Modules/Scripted/TemplateKey.py lines 217-232)."""
         if self._parameterNode:
             self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
+            self._parameterNodeGuiTag = None
+            self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._onParameterNodeModified)
         self._parameterNode = inputParameterNode
+        self._shownVolumes = None
         if self._parameterNode:
             self._parameterNodeGuiTag = self._parameterNode.connectGui(self.ui)
+            self.addObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._onParameterNodeModified)
+            self._onParameterNodeModified()
 
-    def onLoadButton(self):
-        site = list(SITE_PARAMETERS)[self.ui.loadSiteComboBox.currentIndex]
-        with slicer.util.tryWithErrorDisplay("Failed to load the ultrasound image.", waitCursor=True):
-            node = self.logic.lib.load_ultrasound(self.ui.imagePathLineEdit.currentPath)
-            setattr(self._parameterNode, f"{SITE_PARAMETERS[site]}Volume", node)
-            slicer.util.setSliceViewerLayers(background=node, fit=True)
-
-    def onInputChanged(self, _node=None):
-        """Apply needs an image; earlier results of the chosen images are shown."""
+    def _onParameterNodeModified(self, caller=None, event=None):
+        self._checkCanApply()
         volumes = {s: v for s, v in self._volumes().items() if v is not None}
-        self.ui.applyButton.enabled = bool(volumes)
+        if volumes == self._shownVolumes:
+            return
+        self._shownVolumes = volumes
+        with slicer.util.tryWithErrorDisplay("Could not read a volume's DICOM file."):
+            for volume in volumes.values():
+                self.logic.lib.adopt_dicom_source(volume)
         if not self._parameterNode.patientId and volumes:
             first = next(iter(volumes.values()))
             self._parameterNode.patientId = first.GetAttribute("RheumImaging.PatientID") or first.GetName()
         table = next((self.logic.lib.table_node(v) for v in volumes.values() if self.logic.lib.table_node(v)), None)
         self.showResults(table)
 
+    def _checkCanApply(self):
+        ready = any(v is not None for v in self._volumes().values())
+        ready = ready and not self._running and not self.training.running
+        self.ui.applyButton.enabled = ready
+        self.ui.applyButton.toolTip = (
+            "Segment, measure and grade every given image; one table for the patient." if ready
+            else "Running..." if self._running else "Choose or load at least one site's image first.")
+
+    def onLoadButton(self):
+        site = list(SITE_PARAMETERS)[self.ui.loadSiteComboBox.currentIndex]
+        path = chosen_path(self._parameterNode.imagePath)
+        with slicer.util.tryWithErrorDisplay("Failed to load the ultrasound image.", waitCursor=True):
+            if path is None:
+                raise ValueError("Choose an ultrasound image file first.")
+            node = self.logic.lib.load_ultrasound(path)
+            setattr(self._parameterNode, f"{SITE_PARAMETERS[site]}Volume", node)
+            slicer.util.setSliceViewerLayers(background=node, fit=True)
+
     def onApplyButton(self):
+        params = self._parameterNode
         volumes = {s: v for s, v in self._volumes().items() if v is not None}
-        with slicer.util.tryWithErrorDisplay("SjogrenUS scoring failed.", waitCursor=True):
-            self.logic.lib.set_system(self._parameterNode.scoringSystem)
-            self.logic.lib.load_segmenter(self._parameterNode.bundlePath or None)
-            table = self.logic.lib.process_patient(volumes, self._parameterNode.patientId or "patient",
-                                                   progress=self.onProgress)
+        table = None
+        if not ensureDependencies():
+            return
+        self._running = True
+        self._checkCanApply()
+        try:
+            with slicer.util.tryWithErrorDisplay("SjogrenUS scoring failed.", waitCursor=True):
+                self.onProgress("Loading the segmentation bundle", 0.0)
+                self.logic.lib.set_system(params.scoringSystem)
+                self.logic.lib.load_segmenter(chosen_path(params.bundlePath))
+                table = self.logic.lib.process_patient(volumes, params.patientId or "patient",
+                                                       progress=self.onProgress)
+        finally:
+            self._running = False
+            self._checkCanApply()
+        if table is not None:
             self.showResults(table)
 
-    def onProgress(self, fraction, message):
-        # Processing runs in the main thread; repainting between steps keeps the UI responsive.
-        self.ui.progressBar.value = int(100 * fraction)
-        self.ui.statusLabel.text = message
+    def onProgress(self, stage, fraction):
+        """Each stage of the work shows in the panel; repainting between stages keeps Slicer drawn."""
+        self.ui.progressBar.value, self.ui.statusLabel.text = progress_text(stage, fraction)
         slicer.app.processEvents()
 
     def showResults(self, table):
@@ -178,12 +221,13 @@ class SjogrenUSWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     def onOverrideButton(self):
         """Grades and echogenicity that differ from the table become the user's corrections."""
         cells = self.logic.lib.results(self._table)
+        imaged = [site for site in cells if site in SITE_PARAMETERS and self.logic.lib.volume_node(self._table, site)]
+        grades = {site: spin_box.value for site, spin_box in self._grade_spin_boxes().items()}
+        changed, echo = pending_corrections(cells, imaged, grades, self.ui.echogenicityComboBox.currentText)
         with slicer.util.tryWithErrorDisplay("Correction failed.", waitCursor=True):
-            for site, spin_box in self._grade_spin_boxes().items():
-                if str(spin_box.value) != cells[site]["grade"]:
-                    self.logic.lib.override_grade(self._table, site, spin_box.value)
-            echo = self.ui.echogenicityComboBox.currentText
-            if cells["mucosa"]["echogenicity"] and echo != cells["mucosa"]["echogenicity"]:
+            for site, grade in changed.items():
+                self.logic.lib.override_grade(self._table, site, grade)
+            if echo:
                 self.logic.lib.override_echogenicity(self._table, echo)
 
     def onLineEdited(self, line, event):
@@ -197,7 +241,9 @@ class SjogrenUSLogic(ScriptedLoadableModuleLogic):
 
     def __init__(self):
         ScriptedLoadableModuleLogic.__init__(self)
-        self.lib = _LibLogic(slicer.mrmlScene)
+        # Volumes from the DICOM browser are read again from their files (calibration, age, sex).
+        database = getattr(slicer, "dicomDatabase", None)
+        self.lib = _LibLogic(slicer.mrmlScene, file_for_instance=database.fileForInstance if database else None)
 
     def getParameterNode(self):
         return SjogrenUSParameterNode(super().getParameterNode())
@@ -216,10 +262,15 @@ class SjogrenUSTest(ScriptedLoadableModuleTest):
         self.test_patient_scores_and_corrections()
 
     def test_load_ultrasound(self):
-        from pydicom.data import get_testdata_file
+        """A phantom study written here (no download): the US region calibration gives mm."""
+        import tempfile
 
-        node = SjogrenUSLogic().lib.load_ultrasound(get_testdata_file("US1_UNCR.dcm"))
+        from SjogrenUSLib.phantom import generate_cohort
+
+        cohort = generate_cohort(tempfile.mkdtemp(), 1, seed=0)
+        node = SjogrenUSLogic().lib.load_ultrasound(next((cohort.parent / "images").glob("*_mucosa.dcm")))
         self.assertIsNotNone(node.GetImageData())
+        self.assertEqual(node.GetAttribute("RheumImaging.Calibration"), "US region")
         logging.info("SjogrenUS load test passed")
 
     def test_patient_scores_and_corrections(self):

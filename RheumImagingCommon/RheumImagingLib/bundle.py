@@ -21,9 +21,18 @@ from .errors import InputError
 
 
 def default_bundle_root() -> Path:
-    """The extension's own ``monai_bundle/`` folder (or ``$RHEUM_IMAGING_BUNDLES``)."""
+    """The extension's own ``monai_bundle/`` folder (or ``$RHEUM_IMAGING_BUNDLES``).
+
+    Source tree: ``<repo>/monai_bundle`` beside ``RheumImagingCommon/``. Installed extension: Slicer puts
+    ``RheumImagingLib/`` in ``lib/Slicer-X.Y/qt-scripted-modules/`` (SlicerMacroBuildScriptedModule.cmake,
+    v5.8.1 line 105) and the top-level CMakeLists.txt installs the bundles beside it.
+    """
     env = os.environ.get("RHEUM_IMAGING_BUNDLES")
-    return Path(env) if env else Path(__file__).resolve().parents[2] / "monai_bundle"
+    if env:
+        return Path(env)
+    here = Path(__file__).resolve()
+    installed, source = here.parents[1] / "monai_bundle", here.parents[2] / "monai_bundle"
+    return installed if installed.is_dir() else source
 
 
 @contextlib.contextmanager

@@ -87,5 +87,8 @@ def write_dicom(
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    pydicom.dcmwrite(path, ds, enforce_file_format=True)
+    if int(pydicom.__version__.split(".")[0]) >= 3:
+        pydicom.dcmwrite(path, ds, enforce_file_format=True)
+    else:  # pydicom 2.4 (Slicer 5.8-5.10): write_like_original=False is the same DICOM Part 10 file format
+        pydicom.dcmwrite(path, ds, write_like_original=False)
     return ds

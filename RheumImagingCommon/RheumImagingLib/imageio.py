@@ -138,11 +138,34 @@ def _read_dicom(path: Path, frame: int | None) -> LoadedImage:
     return LoadedImage(pixels, spacing, calibration, meta)
 
 
-def _decode(ds, path: Path, index: int | None, photometric: str) -> np.ndarray:
-    from pydicom.pixels import apply_color_lut, apply_modality_lut, apply_voi_lut, pixel_array
-
+def _pixel_functions():
+    """pydicom 3's ``pydicom.pixels``, or the same functions of pydicom 2.4 (shipped with Slicer 5.8-5.10)."""
     try:
-        raw = pixel_array(ds, index=index) if index is not None else ds.pixel_array
+        from pydicom.pixels import apply_color_lut, apply_modality_lut, apply_voi_lut
+        from pydicom.pixels import pixel_array as _frame
+
+        def pixel_array(ds, index=None):
+            return _frame(ds, index=index) if index is not None else ds.pixel_array
+    except ImportError:  # pydicom 2.x
+        from pydicom.pixel_data_handlers.util import (apply_color_lut, apply_modality_lut, apply_voi_lut,
+                                                      convert_color_space)
+
+        def pixel_array(ds, index=None):
+            """One frame (``index``) or the whole image; YBR converted to RGB as pydicom 3 does."""
+            arr = ds.pixel_array
+            if index is not None:
+                arr = arr[index]
+            photometric = str(ds.PhotometricInterpretation)
+            if photometric in ("YBR_FULL", "YBR_FULL_422"):  # YBR_RCT/ICT (JPEG 2000) decode to RGB
+                arr = convert_color_space(arr, photometric, "RGB")
+            return arr
+    return apply_color_lut, apply_modality_lut, apply_voi_lut, pixel_array
+
+
+def _decode(ds, path: Path, index: int | None, photometric: str) -> np.ndarray:
+    apply_color_lut, apply_modality_lut, apply_voi_lut, pixel_array = _pixel_functions()
+    try:
+        raw = pixel_array(ds, index=index)
     except Exception as exc:
         syntax = ds.file_meta.get("TransferSyntaxUID")
         name = getattr(syntax, "name", syntax)
@@ -246,7 +269,14 @@ def volume_from_array(scene, pixels: np.ndarray, spacing_mm, name: str, calibrat
     row_mm, col_mm = spacing_mm if spacing_mm else (1.0, 1.0)
     node.SetSpacing(col_mm, row_mm, 1.0)
     node.SetIJKToRASDirections(-1, 0, 0, 0, -1, 0, 0, 0, 1)
-    node.SetAttribute(ATTR + "Calibration", calibration or ("PixelSpacing" if spacing_mm else f"{UNCALIBRATED}: not given"))
+    _set_source_attributes(node, spacing_mm, calibration, metadata)
+    node.CreateDefaultDisplayNodes()
+    return node
+
+
+def _set_source_attributes(node, spacing_mm, calibration: str | None, metadata: dict | None) -> None:
+    default = "PixelSpacing" if spacing_mm else f"{UNCALIBRATED}: not given"
+    node.SetAttribute(ATTR + "Calibration", calibration or default)
     for key in ("PatientID", "PatientAge", "PatientSex", "Modality"):
         value = (metadata or {}).get(key)
         if value is not None:
@@ -254,8 +284,29 @@ def volume_from_array(scene, pixels: np.ndarray, spacing_mm, name: str, calibrat
     if metadata and metadata.get("path"):
         node.SetAttribute(ATTR + "SourceFile", metadata["path"])
         node.SetAttribute(ATTR + "Frame", str(metadata.get("frame", 0)))
-    node.CreateDefaultDisplayNodes()
-    return node
+
+
+def adopt_dicom_source(node, file_for_instance) -> bool:
+    """Give a volume loaded by Slicer's DICOM browser what :func:`load_volume` gives: calibration, age, sex.
+
+    Slicer's scalar volume plugin records only ``DICOM.instanceUIDs`` (Modules/Scripted/DICOMPlugins/
+    DICOMScalarVolumePlugin.py v5.8.1 line 510) and ignores ultrasound regions, so the volume's file is read
+    again: ``file_for_instance`` maps an instance UID to its file (``slicer.dicomDatabase.fileForInstance``).
+    The spacing becomes the calibrated one (mm only from real calibration). Returns True when adopted.
+    """
+    uids = (node.GetAttribute("DICOM.instanceUIDs") or "").split()
+    if node.GetAttribute(ATTR + "Calibration") or not uids or file_for_instance is None:
+        return False
+    path = file_for_instance(uids[0])
+    if not path:
+        raise InputError(node.GetName(), f"its DICOM instance {uids[0]} is not in the DICOM database")
+    frame = int(node.GetAttribute(ATTR + "Frame") or 0)
+    image = read_image(path, frame if len(uids) == 1 and frame else None)
+    if image.spacing_mm:
+        row_mm, col_mm = image.spacing_mm
+        node.SetSpacing(col_mm, row_mm, node.GetSpacing()[2])
+    _set_source_attributes(node, image.spacing_mm, image.calibration, image.metadata)
+    return True
 
 
 def load_volume(scene, path: str | os.PathLike, frame: int | None = None, name: str | None = None):
@@ -274,7 +325,12 @@ def array_from_volume(node) -> np.ndarray:
         raise InputError(node.GetName(), "the volume has no image data")
     cols, rows, slices = image.GetDimensions()
     data = numpy_support.vtk_to_numpy(image.GetPointData().GetScalars())
-    return data.reshape(slices, rows, cols)[0].copy()
+    components = image.GetNumberOfScalarComponents()
+    if components == 1:
+        return data.reshape(slices, rows, cols)[0].copy()
+    if components in (3, 4):  # an RGB(A) vector volume (a colour PNG/JPEG loaded by Slicer): luminance, as on load
+        return data.reshape(slices, rows, cols, components)[0, ..., :3].astype(np.float32) @ _LUMA
+    raise InputError(node.GetName(), f"a volume with {components} components per pixel is not a grayscale or RGB image")
 
 
 def spacing_mm(node) -> tuple[float, float] | None:

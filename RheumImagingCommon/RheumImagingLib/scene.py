@@ -63,9 +63,31 @@ def provenance(node) -> dict[str, str]:
     return {n[len(PROVENANCE_PREFIX):]: node.GetAttribute(n) for n in names if n.startswith(PROVENANCE_PREFIX)}
 
 
-def place_under_patient(scene, node, patient: str, study: str | None = None) -> int:
-    """Put ``node`` under the patient (and study) item of the subject hierarchy."""
+def _dicom_study_item(sh, volume) -> int:
+    """The study (or patient) item holding a volume that Slicer's DICOM browser loaded, else 0.
+
+    Slicer puts such a series under its DICOM patient and study items (Modules/Scripted/DICOMLib/
+    DICOMPlugin.py v5.8.1 ``addSeriesInSubjectHierarchy``, line 197) and tags the volume with
+    ``DICOM.instanceUIDs``.
+    """
+    item = sh.GetItemByDataNode(volume) if volume is not None and volume.GetAttribute("DICOM.instanceUIDs") else 0
+    parent = sh.GetItemParent(item) if item else 0
+    return parent if parent and parent != sh.GetSceneItemID() else 0
+
+
+def place_under_patient(scene, node, patient: str, study: str | None = None, near=None) -> int:
+    """Put ``node`` under the patient (and study) item of the subject hierarchy.
+
+    With ``near`` (the input volume) loaded through Slicer's DICOM browser, ``node`` goes under that
+    volume's existing DICOM study instead, and the volume stays where it is.
+    """
     sh = slicer.vtkMRMLSubjectHierarchyNode.GetSubjectHierarchyNode(scene)
+    parent = _dicom_study_item(sh, near)
+    if parent:
+        item = sh.GetItemByDataNode(node)
+        if item and node is not near:
+            sh.SetItemParent(item, parent)
+        return item or sh.CreateItem(parent, node)
     parent = sh.GetItemChildWithName(sh.GetSceneItemID(), patient)
     if not parent:
         parent = sh.CreateSubjectItem(sh.GetSceneItemID(), patient)

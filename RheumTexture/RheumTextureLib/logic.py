@@ -39,9 +39,17 @@ class RheumTextureLogic:
     ``load_bundles`` makes one from a bundle folder.
     """
 
-    def __init__(self, scene, scorer=None):
+    def __init__(self, scene, scorer=None, file_for_instance=None):
         self.scene = scene
         self.scorer = scorer
+        #: instance UID -> file, for volumes from Slicer's DICOM browser (``slicer.dicomDatabase.fileForInstance``)
+        self.file_for_instance = file_for_instance
+
+    def adopt_dicom_source(self, volume) -> bool:
+        """Calibration, age and sex of a DICOM-browser volume, read from its file (see imageio)."""
+        from RheumImagingLib.imageio import adopt_dicom_source
+
+        return adopt_dicom_source(volume, self.file_for_instance)
 
     def load_radiograph(self, path, frame: int | None = None):
         """Load a hand radiograph (DICOM CR/DX/SC, PNG, TIFF) as a calibrated volume node."""
@@ -53,24 +61,28 @@ class RheumTextureLogic:
         """Load the contour and texture bundles once; reused for every image and edit."""
         from .pipeline import HandScorer
 
-        root = Path(bundle_root) if bundle_root else None
-        if self.scorer is None or (root and self.scorer.bundle_root != root.resolve()):
+        from RheumImagingLib.bundle import default_bundle_root
+
+        # No folder means the extension's own bundles, not whichever were loaded last.
+        root = Path(bundle_root or default_bundle_root()).resolve()
+        if self.scorer is None or getattr(self.scorer, "bundle_root", None) != root:
             self.scorer = HandScorer(root, device=device)
         return self.scorer
 
     # ------------------------------------------------------------------ processing
     def process(self, volume, *, age: float | None = None, sex: str | None = None,
-                threshold: float = STUDY_THRESHOLD, progress: Callable[[float, str], None] | None = None):
+                threshold: float = STUDY_THRESHOLD, progress: Callable[[str, float], None] | None = None):
         """Contour MC2-4, cut and score each distal third; returns the results table node."""
         from RheumImagingLib.imageio import array_from_volume
 
         if self.scorer is None:
             self.load_bundles()
-        report = progress or (lambda fraction, message: None)
+        report = progress or (lambda stage, fraction: None)
+        self.adopt_dicom_source(volume)
         pixels = array_from_volume(volume).astype(np.float32)
-        report(0.1, "Contouring metacarpals 2-4")
+        report("Contouring metacarpals 2-4", 0.1)
         contours = self.scorer.contour(pixels)
-        report(0.5, "Scoring distal thirds")
+        report("Scoring distal thirds with the five-fold ensemble", 0.5)
         scores = self.scorer.score(pixels, {bone: contours[bone]["control_points"] for bone in BONES})
         patient = _patient(volume)
         stamp = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
@@ -80,15 +92,15 @@ class RheumTextureLogic:
             set_control_points_ras(curve, pixel_to_ras(volume, contours[bone]["control_points"]))
             set_provenance(curve, **info)
             self._update_roi(volume, bone, contours[bone]["control_points"], info)
-            place_under_patient(self.scene, curve, patient)
+            place_under_patient(self.scene, curve, patient, near=volume)
         table = self._table_node(volume)
         set_provenance(table, **info, threshold=threshold, age=age, sex=sex)
-        place_under_patient(self.scene, table, patient)
-        place_under_patient(self.scene, volume, patient)
+        place_under_patient(self.scene, table, patient, near=volume)
+        place_under_patient(self.scene, volume, patient, near=volume)
         for bone in BONES:
             self._write_bone_row(table, bone, scores[bone]["fold_probabilities"])
         self._write_hand_row(table, threshold)
-        report(1.0, "Done")
+        report("Done", 1.0)
         return table
 
     def rescore_bone(self, volume, bone: str) -> float:
@@ -150,7 +162,7 @@ class RheumTextureLogic:
             roi = self.scene.AddNewNodeByClass("vtkMRMLMarkupsROINode", f"{volume.GetName()} {bone} distal third")
             roi.SetAttribute("RheumTexture.Bone", bone)
             volume.SetNodeReferenceID(_ROI_ROLE.format(bone=bone), roi.GetID())
-            place_under_patient(self.scene, roi, _patient(volume))
+            place_under_patient(self.scene, roi, _patient(volume), near=volume)
 
         centre, axis, across = (pixel_to_ras(volume, [frame["centre"], np.add(frame["centre"], frame["axis"]),
                                                       np.add(frame["centre"], frame["across"])]))
@@ -163,8 +175,9 @@ class RheumTextureLogic:
             matrix.SetElement(r, 1, u[r])
             matrix.SetElement(r, 2, w[r])
             matrix.SetElement(r, 3, centre[r])
+        # The matrix's translation is the ROI centre: SetXYZ/SetCenter would overwrite it
+        # (Modules/Loadable/Markups/MRML/vtkMRMLMarkupsROINode.cxx v5.8.1 lines 550-557, 619-646, 1112-1116).
         roi.SetAndObserveObjectToNodeMatrix(matrix)
-        roi.SetXYZ(0.0, 0.0, 0.0)
         # ROI sizes are in mm: pixel lengths times the spacing along each direction
         length_mm = np.linalg.norm(pixel_to_ras(volume, [[0, 0], frame["axis"]])[1] - pixel_to_ras(volume, [[0, 0]])[0])
         width_mm = np.linalg.norm(pixel_to_ras(volume, [[0, 0], frame["across"]])[1] - pixel_to_ras(volume, [[0, 0]])[0])

@@ -61,9 +61,11 @@ class SjogrenUSLogic:
     ``system`` a scoring-system name or JSON path (``scoring_systems/``).
     """
 
-    def __init__(self, scene, segmenter=None, system: str = DEFAULT_SYSTEM):
+    def __init__(self, scene, segmenter=None, system: str = DEFAULT_SYSTEM, file_for_instance=None):
         self.scene = scene
         self.segmenter = segmenter
+        #: instance UID -> file, for volumes from Slicer's DICOM browser (``slicer.dicomDatabase.fileForInstance``)
+        self.file_for_instance = file_for_instance
         self.system_ref = str(system)
         self.system = load_system(system)
 
@@ -73,13 +75,20 @@ class SjogrenUSLogic:
 
         return load_volume(self.scene, path, frame=frame)
 
+    def adopt_dicom_source(self, volume) -> bool:
+        """Calibration (ultrasound regions too), age and sex of a DICOM-browser volume, read from its file."""
+        from RheumImagingLib.imageio import adopt_dicom_source
+
+        return adopt_dicom_source(volume, self.file_for_instance)
+
     def load_segmenter(self, bundle_dir=None, device: str = "cpu"):
         """Load the trained ``sjogren_us_segmentation`` bundle once; reused for every image."""
         from .segmentation import BUNDLE_DIR, USSegmenter
 
         bundle = Path(bundle_dir) if bundle_dir else BUNDLE_DIR
         if not (bundle / "models" / "model.pt").is_file():
-            raise InputError(bundle, "no trained weights (models/model.pt); train with 'sjogrenus train'")
+            raise InputError(bundle, "no trained weights (models/model.pt): train it first ('Train from a cohort' in "
+                                     "the SjogrenUS module, or 'sjogrenus train' on the command line)")
         if self.segmenter is None or Path(self.segmenter.bundle.root).resolve() != bundle.resolve():
             self.segmenter = USSegmenter(bundle, device=device)
         return self.segmenter
@@ -101,14 +110,16 @@ class SjogrenUSLogic:
             raise ValueError("no image given: pass at least one of " + ", ".join(SITES))
         if self.segmenter is None:
             self.load_segmenter()
-        report = progress or (lambda fraction, message: None)
+        report = progress or (lambda stage, fraction: None)
+        for volume in volumes.values():
+            self.adopt_dicom_source(volume)
         base = dict(self.segmenter.provenance(), scoring_system=self.system["name"],
                     scoring_system_source=self.system_ref, time=_now(), patient_id=patient_id)
         table = self._table_node(patient_id, volumes)
         set_provenance(table, **base, label=label)
-        place_under_patient(self.scene, table, patient_id)
+        place_under_patient(self.scene, table, patient_id, near=next(iter(volumes.values())))
         for k, (site, volume) in enumerate(volumes.items()):
-            report(k / len(volumes), f"Segmenting and measuring {site}")
+            report(f"Segmenting and measuring {site}", k / len(volumes))
             info = dict(base, input=volume.GetAttribute("RheumImaging.SourceFile") or volume.GetName(), site=site)
             pixels = array_from_volume(volume).astype(np.float32)
             result = analyse_image(site, pixels, spacing_mm(volume), self.segmenter, self.system)
@@ -116,17 +127,17 @@ class SjogrenUSLogic:
             volume.SetAttribute(_PATIENT_ATTR, patient_id)
             volume.SetNodeReferenceID(_TABLE_ROLE, table.GetID())
             table.SetNodeReferenceID(_VOLUME_ROLE.format(site=site), volume.GetID())
-            place_under_patient(self.scene, volume, patient_id)
+            place_under_patient(self.scene, volume, patient_id, near=volume)
             seg = self._segmentation_node(volume, result.labels, info)
-            place_under_patient(self.scene, seg, patient_id)
+            place_under_patient(self.scene, seg, patient_id, near=volume)
             if site == "mucosa":
                 line = self._thickness_line(volume, result.labels, info)
-                place_under_patient(self.scene, line, patient_id)
+                place_under_patient(self.scene, line, patient_id, near=volume)
                 self._write_mucosa_row(table, result.thickness, result.echo)
             else:
                 self._write_gland_row(table, site, result.gland)
         self._write_totals(table)
-        report(1.0, "Done")
+        report("Done", 1.0)
         return table
 
     # ------------------------------------------------------------------ corrections

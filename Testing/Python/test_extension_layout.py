@@ -69,3 +69,25 @@ def test_ui_has_every_widget_the_module_uses(module, qapp):
     declared = set(re.findall(r"^    (\w+): ", (REPO / module / f"{module}.py").read_text(), re.M))
     for match in re.finditer(r'name="SlicerParameterName".*?<string>(\w+)</string>', ui_path.read_text(), re.S):
         assert match.group(1) in declared, f"{match.group(1)} is bound in the .ui but not a parameter"
+
+
+def test_extensions_index_accepts_the_description():
+    """Slicer/ExtensionsIndex scripts/check_description_files.py: the extension name (the CMake project, the
+    description file's name) must not start with 'Slicer'; the repository needs a top-level LICENSE; every
+    screenshot URL must resolve (none is listed until real Slicer screenshots exist)."""
+    import json
+    import tomllib
+
+    project = re.search(r"^project\((\w+)\)", (REPO / "CMakeLists.txt").read_text(), re.M).group(1)
+    assert not project.lower().startswith("slicer")
+    description = REPO / f"{project}.json"
+    assert description.is_file(), f"the ExtensionsIndex description must be named {project}.json"
+    assert json.loads(description.read_text())["category"] in (REPO / "CMakeLists.txt").read_text()
+    licence = (REPO / "LICENSE").read_text()
+    assert "Apache License" in licence and "Version 2.0" in licence
+    assert tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["license"] == "Apache-2.0"
+    icon = re.search(r'EXTENSION_ICONURL "[^"]+/main/([^"]+)"', (REPO / "CMakeLists.txt").read_text()).group(1)
+    assert (REPO / icon).is_file()
+    screenshots = re.search(r'EXTENSION_SCREENSHOTURLS "([^"]*)"', (REPO / "CMakeLists.txt").read_text()).group(1)
+    for url in screenshots.split():
+        assert (REPO / url.split("/main/", 1)[1]).is_file(), f"{url} does not resolve to a file in the repository"

@@ -1,0 +1,25 @@
+"""Qt-free decisions the two module widgets take, so that pytest covers them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def chosen_path(value) -> Path | None:
+    """The path a user chose in a path field, or None when the field is empty.
+
+    Slicer's parameter node stores an empty ``pathlib.Path`` field as ``Path()``, i.e. ``"."``
+    (``PathSerializer.default`` returns ``self.type()``: Base/Python/slicer/parameterNodeWrapper/
+    serializers.py, v5.8.1 line 329), and an emptied ``ctkPathLineEdit`` reads back as ``Path("")``,
+    which is the same ``"."``. Neither is a folder the user picked.
+    """
+    if value is None:
+        return None
+    text = str(value).strip()
+    return None if text in ("", ".") else Path(text)
+
+
+def progress_text(stage: str, fraction: float) -> tuple[int, str]:
+    """Progress bar value (0-100) and status text for a ``progress(stage, fraction)`` report."""
+    percent = int(round(100 * min(max(float(fraction), 0.0), 1.0)))
+    return percent, f"{stage} ({percent}%)" if percent < 100 else stage
