@@ -27,6 +27,7 @@ ATTR = "RheumImaging."
 _GRAY = ("MONOCHROME1", "MONOCHROME2")
 _COLOUR = ("RGB", "YBR_FULL", "YBR_FULL_422", "YBR_ICT", "YBR_RCT", "PALETTE COLOR")
 _LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
+ORIENTATION_KEYS = ("ImageLaterality", "Laterality", "ViewPosition", "SeriesDescription")  # for the hand's side
 
 
 @dataclass
@@ -134,6 +135,7 @@ def _read_dicom(path: Path, frame: int | None) -> LoadedImage:
         "TransferSyntaxUID": str(ds.file_meta.get("TransferSyntaxUID", "")),
         "frame": index,
         "n_frames": n_frames,
+        **{key: str(ds.get(key, "") or "").strip() or None for key in ORIENTATION_KEYS},
     }
     return LoadedImage(pixels, spacing, calibration, meta)
 
@@ -247,7 +249,7 @@ def volume_from_array(scene, pixels: np.ndarray, spacing_mm, name: str, calibrat
     node.SetSpacing(col_mm, row_mm, 1.0)
     node.SetIJKToRASDirections(-1, 0, 0, 0, -1, 0, 0, 0, 1)
     node.SetAttribute(ATTR + "Calibration", calibration or ("PixelSpacing" if spacing_mm else f"{UNCALIBRATED}: not given"))
-    for key in ("PatientID", "PatientAge", "PatientSex", "Modality"):
+    for key in ("PatientID", "PatientAge", "PatientSex", "Modality", *ORIENTATION_KEYS):
         value = (metadata or {}).get(key)
         if value is not None:
             node.SetAttribute(ATTR + key, f"{value:g}" if isinstance(value, float) else str(value))
