@@ -258,3 +258,21 @@ def test_module_logic_puts_a_left_hands_curves_on_the_image_as_loaded(scene, sco
         assert np.abs(p_left - np.c_[cols - 1 - p_right[:, 0], p_right[:, 1]]).max() < 1e-3
     s_right, s_left = logic.scores(v_right), logic.scores(v_left)
     assert s_left["hand"]["score"] == pytest.approx(s_right["hand"]["score"], abs=MIRROR_SCORE_TOLERANCE)
+
+
+def test_mirrored_or_turned_image_with_its_contour_gives_the_same_patch(roi):
+    """The cut's columns follow the contour's winding, so a left hand's patch is its right twin's."""
+    from RheumTextureLib.phantom import render_hand
+
+    pixels, truth = render_hand(45, 0)
+    contour = np.asarray(truth["bones"]["MC3"]["contour"])
+    rows, cols = pixels.shape
+
+    def cut(image, points):
+        return roi.cut_distal_third(image, points, 64, spacing_mm=(0.25, 0.25), patch_spacing_mm=PATCH_MM)
+
+    patch = cut(pixels, contour)
+    mirrored = cut(pixels[:, ::-1], np.c_[cols - 1 - contour[:, 0], contour[:, 1]])
+    turned = cut(np.rot90(pixels), np.c_[contour[:, 1], cols - 1 - contour[:, 0]])  # np.rot90: (x, y) -> (y, W-1-x)
+    assert np.abs(mirrored - patch).max() < 1e-3 and np.abs(turned - patch).max() < 1e-3
+    assert np.abs(patch[:, ::-1] - patch).mean() > 10  # not trivially symmetric: the check can fail
