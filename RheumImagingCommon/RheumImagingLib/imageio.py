@@ -27,6 +27,7 @@ ATTR = "RheumImaging."
 _GRAY = ("MONOCHROME1", "MONOCHROME2")
 _COLOUR = ("RGB", "YBR_FULL", "YBR_FULL_422", "YBR_ICT", "YBR_RCT", "PALETTE COLOR")
 _LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
+ORIENTATION_KEYS = ("ImageLaterality", "Laterality", "ViewPosition", "SeriesDescription")  # for the hand's side
 
 
 @dataclass
@@ -134,6 +135,7 @@ def _read_dicom(path: Path, frame: int | None) -> LoadedImage:
         "TransferSyntaxUID": str(ds.file_meta.get("TransferSyntaxUID", "")),
         "frame": index,
         "n_frames": n_frames,
+        **{key: str(ds.get(key, "") or "").strip() or None for key in ORIENTATION_KEYS},
     }
     return LoadedImage(pixels, spacing, calibration, meta)
 
@@ -277,7 +279,7 @@ def volume_from_array(scene, pixels: np.ndarray, spacing_mm, name: str, calibrat
 def _set_source_attributes(node, spacing_mm, calibration: str | None, metadata: dict | None) -> None:
     default = "PixelSpacing" if spacing_mm else f"{UNCALIBRATED}: not given"
     node.SetAttribute(ATTR + "Calibration", calibration or default)
-    for key in ("PatientID", "PatientAge", "PatientSex", "Modality"):
+    for key in ("PatientID", "PatientAge", "PatientSex", "Modality", *ORIENTATION_KEYS):
         value = (metadata or {}).get(key)
         if value is not None:
             node.SetAttribute(ATTR + key, f"{value:g}" if isinstance(value, float) else str(value))

@@ -92,6 +92,9 @@ def train_contour_bundle(bundle_dir, cohort_csv, out_dir, config: str | None = "
         image = (cohort_csv.parent / row["image"]).resolve()
         if not image.with_suffix(".json").is_file() or not image.with_suffix(".png").is_file():
             raise InputError(image, "needs the truth contours (.json) and .png beside it to train contours")
+        if json.loads(image.with_suffix(".json").read_text()).get("laterality", "right") != "right":
+            raise InputError(image, "a left hand: the contour model trains on right hands in its convention "
+                                    "(write the phantoms with --laterality right)")
         row["image"] = str(image)
     shutil.copytree(bundle_dir, out_dir, ignore=shutil.ignore_patterns("__pycache__", "models", "eval"),
                     dirs_exist_ok=True)

@@ -24,6 +24,15 @@ def _training_image(cohort_dir: Path, image: str) -> Path:
     raise InputError(path, "no PNG beside this image (the bundle's training reads PNG radiographs, bone bright)")
 
 
+def _spacing_mm(cohort_dir: Path, image: str) -> list[float] | None:
+    """The cohort image's (row, col) pixel size in mm from its calibration; None when uncalibrated
+    (the bundle then cuts at its ``fallback_spacing_mm``)."""
+    from RheumImagingLib.imageio import read_image
+
+    spacing = read_image(cohort_dir / image).spacing_mm
+    return None if spacing is None else [float(v) for v in spacing]
+
+
 def assign_folds(patient_ids, labels, n_folds: int = 5, seed: int = 0) -> dict:
     """patient_id -> fold, stratified by label (sklearn StratifiedGroupKFold, shuffled with ``seed``)."""
     from sklearn.model_selection import StratifiedGroupKFold
@@ -39,7 +48,10 @@ def assign_folds(patient_ids, labels, n_folds: int = 5, seed: int = 0) -> dict:
 
 
 def build_datalist(cohort_csv, out_json, *, n_folds: int = 5, seed: int = 0, contours: dict | None = None) -> Path:
-    """Write ``{"training": [{image, contour, bone, patient_id, label, fold}, ...]}``.
+    """Write ``{"training": [{image, contour, bone, patient_id, label, fold, spacing}, ...]}``.
+
+    ``spacing``: the (row, col) pixel size in mm of the cohort's image (its DICOM calibration;
+    the training PNG has none), or None when it is uncalibrated.
 
     Contours come from the ground-truth JSON beside each image (``images/<pid>.json``) unless
     ``contours`` maps patient_id -> {bone: (N, 2) xy} (e.g. predicted contours).
@@ -61,10 +73,11 @@ def build_datalist(cohort_csv, out_json, *, n_folds: int = 5, seed: int = 0, con
                 raise InputError(truth_path, "ground-truth contours not found (pass predicted contours instead)")
             bones = {b: v["contour"] for b, v in json.loads(truth_path.read_text())["bones"].items()}
         image = str(_training_image(cohort_csv.parent, r["image"]))
+        spacing = _spacing_mm(cohort_csv.parent, r["image"])
         for bone in BONES:
             if bone in bones:
                 items.append({"image": image, "contour": bones[bone], "bone": bone, "patient_id": pid,
-                              "label": labels[pid], "fold": folds[pid]})
+                              "label": labels[pid], "fold": folds[pid], "spacing": spacing})
     out_json = Path(out_json)
     out_json.parent.mkdir(parents=True, exist_ok=True)
     out_json.write_text(json.dumps({"training": items}))

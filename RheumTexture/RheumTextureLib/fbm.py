@@ -11,19 +11,22 @@ import numpy as np
 
 
 def fbm_field(rng: np.random.Generator, shape: tuple[int, int], hurst: float, *, ref_lag: float = 8.0,
-              outer_scale: float = 48.0) -> np.ndarray:
+              outer_scale: float = 48.0, spacing: float = 1.0) -> np.ndarray:
     """A zero-mean fBm-like field of ``shape`` by spectral synthesis (one real FFT).
 
+    ``ref_lag`` and ``outer_scale`` are lengths in the unit of ``spacing`` (the pixel size):
+    with spacing in mm the texture is defined in mm, and a finer grid samples the same
+    texture at a higher resolution (adding its finer scales) instead of shrinking it.
     Amplitude (f^2 + f_c^2)^-(H+1)/2 with Gaussian complex coefficients: fBm at scales below
-    ``outer_scale`` pixels (f_c = 1/outer_scale keeps the total variance finite). The field
-    is scaled so its expected horizontal variogram at ``ref_lag`` pixels is 1, so fields of
+    ``outer_scale`` (f_c = 1/outer_scale keeps the total variance finite). The field
+    is scaled so its expected horizontal variogram at ``ref_lag`` is 1, so fields of
     different H have the same contrast at that scale and differ in how it changes with
     scale (their slope), not in overall strength. The field is periodic, which does not
     matter inside a bone far from the borders.
     """
     rows, cols = shape
-    fy = np.fft.fftfreq(rows)[:, None]
-    fx = np.fft.rfftfreq(cols)[None, :]
+    fy = np.fft.fftfreq(rows, d=spacing)[:, None]
+    fx = np.fft.rfftfreq(cols, d=spacing)[None, :]
     power = (fy**2 + fx**2 + (1.0 / outer_scale) ** 2) ** -(hurst + 1.0)
     power[0, 0] = 0.0
     weight = np.full(fx.shape, 2.0)  # rfft halves the spectrum: interior columns count twice

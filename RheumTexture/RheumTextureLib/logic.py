@@ -2,7 +2,9 @@
 
 One radiograph -> a closed-curve markups node per metacarpal (MC2, MC3, MC4, 40 editable
 control points), an oriented ROI node showing each distal third, and a table node with
-each fold's RA probability, the per-bone score and the hand score. Everything is linked
+each fold's RA probability, the per-bone score, the hand score and its ``qc`` (``ok`` or the
+reasons to distrust it). Either hand, in any quarter turn: curves and ROIs are in the
+image as loaded (see ``orientation.py``). Everything is linked
 to the input volume by node references, so a saved and reloaded scene can be re-scored.
 """
 
@@ -73,17 +75,19 @@ class RheumTextureLogic:
     def process(self, volume, *, age: float | None = None, sex: str | None = None,
                 threshold: float = STUDY_THRESHOLD, progress: Callable[[str, float], None] | None = None):
         """Contour MC2-4, cut and score each distal third; returns the results table node."""
-        from RheumImagingLib.imageio import array_from_volume
+        from RheumImagingLib.imageio import ATTR, ORIENTATION_KEYS, array_from_volume, spacing_mm
+
+        from .pipeline import qc_text
 
         if self.scorer is None:
             self.load_bundles()
         report = progress or (lambda stage, fraction: None)
         self.adopt_dicom_source(volume)
         pixels = array_from_volume(volume).astype(np.float32)
-        report("Contouring metacarpals 2-4", 0.1)
-        contours = self.scorer.contour(pixels)
-        report("Scoring distal thirds with the five-fold ensemble", 0.5)
-        scores = self.scorer.score(pixels, {bone: contours[bone]["control_points"] for bone in BONES})
+        report("Contouring metacarpals 2-4 and scoring their distal thirds", 0.1)
+        metadata = {key: volume.GetAttribute(ATTR + key) for key in ORIENTATION_KEYS}
+        result = self.scorer.analyse(pixels, spacing_mm(volume), metadata)
+        contours, scores = result["contours"], result["scores"]
         patient = _patient(volume)
         stamp = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
         info = dict(self.scorer.provenance(), time=stamp, input=volume.GetAttribute("RheumImaging.SourceFile") or "")
@@ -94,18 +98,20 @@ class RheumTextureLogic:
             self._update_roi(volume, bone, contours[bone]["control_points"], info)
             place_under_patient(self.scene, curve, patient, near=volume)
         table = self._table_node(volume)
-        set_provenance(table, **info, threshold=threshold, age=age, sex=sex)
+        set_provenance(table, **info, threshold=threshold, age=age, sex=sex,
+                       orientation=result["orientation"].describe())
         place_under_patient(self.scene, table, patient, near=volume)
         place_under_patient(self.scene, volume, patient, near=volume)
         for bone in BONES:
             self._write_bone_row(table, bone, scores[bone]["fold_probabilities"])
         self._write_hand_row(table, threshold)
+        table.SetCellText(table_row(table, HAND_ROW), 3 + N_FOLDS, qc_text(result["qc"]))
         report("Done", 1.0)
         return table
 
     def rescore_bone(self, volume, bone: str) -> float:
         """Re-cut and re-score one bone after its control points moved; other bones untouched."""
-        from RheumImagingLib.imageio import array_from_volume
+        from RheumImagingLib.imageio import array_from_volume, spacing_mm
 
         if self.scorer is None:
             self.load_bundles()
@@ -115,7 +121,7 @@ class RheumTextureLogic:
             raise ValueError(f"{volume.GetName()} has no RheumTexture results to update; run process first")
         control_points = ras_to_pixel(volume, control_points_ras(curve))
         pixels = array_from_volume(volume).astype(np.float32)
-        result = self.scorer.score(pixels, {bone: control_points})[bone]
+        result = self.scorer.score(pixels, {bone: control_points}, spacing_mm(volume))[bone]
         info = provenance(table)
         info["time"] = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
         set_provenance(curve, edited="true", time=info["time"])
@@ -133,6 +139,15 @@ class RheumTextureLogic:
 
     def table_node(self, volume):
         return volume.GetNodeReference(_TABLE_ROLE)
+
+    def qc(self, volume) -> str:
+        """The hand's ``qc``: ``ok`` or ``;``-separated reasons (e.g. spacing unknown)."""
+        table = self.table_node(volume)
+        return table.GetCellText(table_row(table, HAND_ROW), 3 + N_FOLDS) or "ok"
+
+    def orientation(self, volume) -> str:
+        """How the hand was found (side, source, turn), as recorded when it was processed."""
+        return provenance(self.table_node(volume)).get("orientation", "")
 
     def scores(self, volume) -> dict[str, dict]:
         """The table's content: row name -> fold probabilities, score, above threshold."""
@@ -155,8 +170,10 @@ class RheumTextureLogic:
         return node
 
     def _update_roi(self, volume, bone, control_points, info):
-        """Show the distal third as an ROI box oriented along the bone's long axis."""
-        frame = self.scorer.distal_third_frame(control_points)
+        """Show the texture patch as an ROI box oriented along the bone's long axis."""
+        from RheumImagingLib.imageio import spacing_mm
+
+        frame = self.scorer.distal_third_frame(control_points, spacing_mm(volume))
         roi = self.roi_node(volume, bone)
         if roi is None:
             roi = self.scene.AddNewNodeByClass("vtkMRMLMarkupsROINode", f"{volume.GetName()} {bone} distal third")
@@ -188,7 +205,7 @@ class RheumTextureLogic:
         table = self.table_node(volume)
         if table is None:
             table = self.scene.AddNewNodeByClass("vtkMRMLTableNode", f"{volume.GetName()} texture scores")
-            for name in ["bone", *[f"fold_{k + 1}" for k in range(N_FOLDS)], "score", "above_threshold"]:
+            for name in ["bone", *[f"fold_{k + 1}" for k in range(N_FOLDS)], "score", "above_threshold", "qc"]:
                 table.AddColumn().SetName(name)
             for row in (*BONES, HAND_ROW):
                 index = table.AddEmptyRow()

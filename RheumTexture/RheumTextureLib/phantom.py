@@ -15,8 +15,19 @@ i.e. smoother/coarser) and (b) lower trabecular density near the metacarpal head
 (periarticular osteopenia). ``effect`` scales both: "strong" (1.0) is obvious, "weak"
 gives a texture-statistic AUROC about 0.7 (the paper's 0.68), or any float in [0, 1].
 
-Default image: 512 x 416 pixels at 0.25 mm (128 x 104 mm); a metacarpal is ~200-230 px
-long and ~32 px wide at mid-shaft (~40 px at the head). Other sizes scale the hand.
+Everything physical is in millimetres: the hand (metacarpals ~50-57 mm long, ~8 mm wide at
+mid-shaft, ~10 mm at the head), the trabecular texture (fBm referenced at 2 mm, outer scale
+12 mm) and the exposure (quanta per mm^2), so the pixel spacing changes the resolution, not
+the anatomy or the texture. Default image: 512 x 416 pixels at 0.25 mm (128 x 104 mm). A
+size alone keeps that field of view (the hand scales with the image); a spacing alone keeps
+it too (the size follows); both give a field of view of size x spacing.
+
+Acquisition (``acquisition="varied"``): per image, drawn independently of the label, a pixel
+spacing in 0.1-0.2 mm (CR/DR hand plates), a Gaussian detector blur and the unsharp-mask
+edge enhancement vendors apply (``ACQUISITION``); "fixed" is 0.25 mm, no blur, no processing.
+Laterality: the model is a right hand; a left hand is its mirror image (thumb at the right),
+written with DICOM ImageLaterality L and its truth contours mirrored too (point 0 still the
+distal tip; the points then run clockwise on screen).
 """
 
 from __future__ import annotations
@@ -35,8 +46,18 @@ from .fbm import fbm_field
 
 DEFAULT_SIZE = (512, 416)
 DEFAULT_SPACING_MM = 0.25
+FIELD_MM = (DEFAULT_SIZE[0] * DEFAULT_SPACING_MM, DEFAULT_SIZE[1] * DEFAULT_SPACING_MM)
+TEXTURE_REF_LAG_MM = 2.0  # the fBm's contrast is fixed at this lag ...
+TEXTURE_OUTER_MM = 12.0  # ... and it is fBm below this scale
+TEXTURE_GRID_MM = 0.1  # the texture is synthesised on this grid, centred on the image, and sampled from it
+QUANTA_PER_MM2 = (96000.0, 192000.0)  # air exposure range (6000-12000 quanta per 0.25 mm pixel)
+# acquisition="varied": uniform ranges of each image's acquisition
+ACQUISITION = {"spacing_mm": (0.10, 0.20), "blur_sigma_mm": (0.03, 0.15),
+               "unsharp_radius_mm": (1.0, 4.0), "unsharp_amount": (0.0, 1.5)}
+ACQUISITIONS = ("fixed", "varied")
+LATERALITIES = ("right", "left", "mixed")
 N_CONTOUR = 40
-EFFECTS = {"strong": 1.0, "weak": 0.2}  # weak: variogram-Hurst AUROC 0.69 on 900 phantoms
+EFFECTS = {"strong": 1.0, "weak": 0.2}  # weak: variogram-Hurst AUROC 0.63 on 400 phantoms (texture in mm)
 HURST_CONTROL = 0.30  # mean Hurst exponent of control trabecular texture
 HURST_SD = 0.05  # between-patient spread of the Hurst exponent
 HURST_SHIFT = 0.35  # RA minus control at effect 1.0
@@ -153,9 +174,26 @@ def parse_effect(effect) -> tuple[str, float]:
     return "custom", level
 
 
-def _hand(rng: np.random.Generator, rows: int, cols: int) -> list[tuple[str, _Bone]]:
-    """The ten bones of one patient's hand, with pose and bone-length variation."""
-    k = min(rows / DEFAULT_SIZE[0], cols / DEFAULT_SIZE[1])
+@dataclass(frozen=True)
+class Acquisition:
+    """How one image was taken: pixel size, detector blur (Gaussian sigma) and the vendor's
+    unsharp mask (image + amount * (image - Gaussian(image, radius)) on the log signal)."""
+
+    spacing_mm: float | None = None
+    blur_sigma_mm: float = 0.0
+    unsharp_radius_mm: float = 0.0
+    unsharp_amount: float = 0.0
+
+
+def draw_acquisition(rng: np.random.Generator) -> Acquisition:
+    """One image's acquisition from the ``ACQUISITION`` ranges (give it an rng of its own,
+    so that it is independent of the label and of the patient)."""
+    return Acquisition(**{k: float(f"{rng.uniform(*r):.4g}") for k, r in ACQUISITION.items()})
+
+
+def _hand(rng: np.random.Generator, rows: int, cols: int, k: float) -> list[tuple[str, _Bone]]:
+    """The ten bones of one patient's hand, with pose and bone-length variation; ``k`` pixels
+    per default (0.25 mm) pixel."""
     centre_default = np.array([DEFAULT_SIZE[1] / 2.0, DEFAULT_SIZE[0] / 2.0])
     centre = np.array([(cols - 1) / 2.0, (rows - 1) / 2.0])
     angle = np.deg2rad(rng.uniform(-4.0, 4.0))
@@ -184,6 +222,17 @@ def _hand(rng: np.random.Generator, rows: int, cols: int) -> list[tuple[str, _Bo
         pp0 = p1 + _JOINT_GAP * scale * pd
         bones.append((f"PP{ray}", _Bone(pp0, pd, pp_length, 0.085 * pp_length * 0.95, head=0.22, base=0.45)))
     return bones
+
+
+def _mirror_truth(truth: dict, cols: int) -> dict:
+    """Bone truth of the mirrored (left) hand: x -> cols - 1 - x, point order kept."""
+    def flip(points):
+        a = np.asarray(points, dtype=float)
+        a[..., 0] = cols - 1 - a[..., 0]
+        return _round(a)
+
+    return {"contour": flip(truth["contour"]), "distal_third": flip(truth["distal_third"]),
+            "axis": {end: flip(xy) for end, xy in truth["axis"].items()}}
 
 
 def _bone_attenuation(bone: _Bone, name: str, texture: np.ndarray, out: np.ndarray, periarticular: float) -> None:
@@ -215,8 +264,9 @@ def _bone_attenuation(bone: _Bone, name: str, texture: np.ndarray, out: np.ndarr
     out[y0 : y1 + 1, x0 : x1 + 1] += 1.0 * 2.0 * (outer - inner) + 0.45 * trab_density * tex * 2.0 * inner
 
 
-def _soft_tissue(bones: list[tuple[str, _Bone]], shape: tuple[int, int]) -> np.ndarray:
-    """Projected soft-tissue thickness (pixels): finger tubes around each ray plus a palm."""
+def _soft_tissue(bones: list[tuple[str, _Bone]], shape: tuple[int, int], k: float) -> np.ndarray:
+    """Projected soft-tissue thickness (pixels): finger tubes around each ray plus a palm;
+    ``k`` pixels per default pixel."""
     rows, cols = shape
     yy, xx = np.mgrid[0:rows, 0:cols].astype(np.float64)
     thick = np.zeros(shape)
@@ -236,64 +286,108 @@ def _soft_tissue(bones: list[tuple[str, _Bone]], shape: tuple[int, int]) -> np.n
     centre = bases.mean(axis=0) + 0.3 * span
     axis_y = span / np.linalg.norm(span)
     axis_x = np.array([-axis_y[1], axis_y[0]])
-    semi_x = 0.5 * np.ptp(heads[:, 0]) + 34.0
+    semi_x = 0.5 * np.ptp(heads[:, 0]) + 34.0 * k
     semi_y = 0.85 * np.linalg.norm(span)
     qx = ((xx - centre[0]) * axis_x[0] + (yy - centre[1]) * axis_x[1]) / semi_x
     qy = ((xx - centre[0]) * axis_y[0] + (yy - centre[1]) * axis_y[1]) / semi_y
     palm = 2.0 * 0.45 * semi_x * np.sqrt(np.clip(1.0 - qx**2 - qy**2, 0.0, None)) ** 0.5
     thick = np.maximum(thick, palm)
-    return ndimage.gaussian_filter(thick, 3.0)
+    return ndimage.gaussian_filter(thick, 3.0 * k)
 
 
-def _check_geometry(size, pixel_spacing_mm) -> tuple[int, int]:
+def _texture(rng: np.random.Generator, hurst: float, rows: int, cols: int, spacing: float) -> np.ndarray:
+    """The trabecular fBm sampled at the image's pixels. It is synthesised in mm on a
+    ``TEXTURE_GRID_MM`` grid covering the default field of view (or the image's, if larger)
+    around the image centre, so one seed gives the same texture at every pixel spacing; a
+    coarser pixel averages it (Gaussian, sigma 0.5 * sqrt(spacing^2 - grid^2) mm)."""
+    grid = TEXTURE_GRID_MM
+    shape = tuple(int(np.ceil(max(f, n * spacing) / grid)) + 8 for f, n in zip(FIELD_MM, (rows, cols)))
+    field = fbm_field(rng, shape, hurst, ref_lag=TEXTURE_REF_LAG_MM, outer_scale=TEXTURE_OUTER_MM, spacing=grid)
+    if spacing > grid:
+        field = ndimage.gaussian_filter(field, 0.5 * np.sqrt(spacing**2 - grid**2) / grid, mode="wrap")
+    scale = spacing / grid
+    yy = ((np.arange(rows) - (rows - 1) / 2.0) * scale + (shape[0] - 1) / 2.0)[:, None]
+    xx = ((np.arange(cols) - (cols - 1) / 2.0) * scale + (shape[1] - 1) / 2.0)[None, :]
+    return ndimage.map_coordinates(field, np.broadcast_arrays(yy, xx), order=1, mode="grid-wrap")
+
+
+def _geometry(size, pixel_spacing_mm) -> tuple[int, int, float]:
+    """(rows, cols, spacing in mm): see the module docstring for the defaults."""
+    if pixel_spacing_mm is not None and not float(pixel_spacing_mm) > 0:
+        raise ValueError(f"pixel spacing must be positive, not {pixel_spacing_mm}")
+    if size is None:
+        spacing = float(pixel_spacing_mm or DEFAULT_SPACING_MM)
+        size = (round(FIELD_MM[0] / spacing), round(FIELD_MM[1] / spacing))
     rows, cols = (int(size[0]), int(size[1]))
     if rows < 64 or cols < 52:
         raise ValueError(f"image size {rows}x{cols} is too small (at least 64x52)")
-    if pixel_spacing_mm is not None and not float(pixel_spacing_mm) > 0:
-        raise ValueError(f"pixel spacing must be positive, not {pixel_spacing_mm}")
-    return rows, cols
+    if pixel_spacing_mm is None:
+        spacing = DEFAULT_SPACING_MM * max(DEFAULT_SIZE[0] / rows, DEFAULT_SIZE[1] / cols)
+    else:
+        spacing = float(pixel_spacing_mm)
+    return rows, cols, float(f"{spacing:.6g}")  # exactly what the DICOM decimal string holds
 
 
-def render_hand(rng_or_seed, label: int, effect="strong", *, size: tuple[int, int] = DEFAULT_SIZE,
-                pixel_spacing_mm: float | None = None) -> tuple[np.ndarray, dict]:
+def render_hand(rng_or_seed, label: int, effect="strong", *, size: tuple[int, int] | None = None,
+                pixel_spacing_mm: float | None = None, acquisition: Acquisition | None = None,
+                laterality: str = "right") -> tuple[np.ndarray, dict]:
     """One phantom radiograph: (uint16 rows x cols, MONOCHROME2 sense: bone bright, 12 bits;
     ground-truth dict as written to ``<patient_id>.json``, without the patient id).
 
     Contours: 40 points in pixel coordinates (x = column, y = row, pixel centres at
     integers), point 0 at the distal tip, running counter-clockwise as seen on screen
-    (x right, y down; from the tip the points first move to the left of the image).
+    (x right, y down; from the tip the points first move to the left of the image) for a
+    right hand, clockwise for a left one. ``acquisition.spacing_mm``, when set, is the
+    pixel spacing (``pixel_spacing_mm`` and ``size`` must then be None).
     """
     rng = rng_or_seed if isinstance(rng_or_seed, np.random.Generator) else np.random.default_rng(rng_or_seed)
     effect_name, level = parse_effect(effect)
-    rows, cols = _check_geometry(size, pixel_spacing_mm)
-    spacing = float(pixel_spacing_mm) if pixel_spacing_mm else DEFAULT_SPACING_MM * DEFAULT_SIZE[0] / rows
-    spacing = float(f"{spacing:.6g}")  # exactly what the DICOM decimal string holds
+    acquisition = acquisition or Acquisition()
+    if acquisition.spacing_mm is not None:
+        if size is not None or pixel_spacing_mm is not None:
+            raise ValueError("a varied acquisition draws the pixel spacing: give no size or pixel spacing")
+        pixel_spacing_mm = acquisition.spacing_mm
+    if laterality not in ("right", "left"):
+        raise ValueError(f"laterality must be right or left, not {laterality!r}")
+    rows, cols, spacing = _geometry(size, pixel_spacing_mm)
+    k = DEFAULT_SPACING_MM / spacing  # pixels per default pixel: the hand and texture are in mm
     label = int(label)
 
-    bones = _hand(rng, rows, cols)
+    bones = _hand(rng, rows, cols, k)
     hurst = float(np.clip(rng.normal(HURST_CONTROL + label * level * HURST_SHIFT, HURST_SD), 0.05, 0.95))
     periarticular = label * level * PERIARTICULAR_LOSS
-    texture = fbm_field(rng, (rows, cols), hurst)
+    texture = _texture(rng, hurst, rows, cols, spacing)
 
     bone_att = np.zeros((rows, cols))
     for name, bone in bones:
         _bone_attenuation(bone, name, texture, bone_att, periarticular)
-    soft = _soft_tissue(bones, (rows, cols))
-    k = min(rows / DEFAULT_SIZE[0], cols / DEFAULT_SIZE[1])
+    soft = _soft_tissue(bones, (rows, cols), k)
     mu_bone = rng.uniform(0.036, 0.044) / k  # per default pixel of path length
     mu_soft = rng.uniform(0.0075, 0.0095) / k
     attenuation = mu_bone * bone_att + mu_soft * soft
-    quanta = rng.uniform(6000.0, 12000.0)  # mean counts per pixel in air
-    counts = rng.poisson(quanta * np.exp(-attenuation)).astype(np.float64)
+    quanta = rng.uniform(*QUANTA_PER_MM2) * spacing**2  # mean counts per pixel in air
+    expected = quanta * np.exp(-attenuation)
+    if acquisition.blur_sigma_mm > 0:  # the detector spreads the signal before it is counted
+        expected = ndimage.gaussian_filter(expected, acquisition.blur_sigma_mm / spacing, mode="nearest")
+    counts = rng.poisson(expected).astype(np.float64)
     log_signal = np.log(quanta) - np.log(np.maximum(counts, 0.5))  # attenuation + quantum noise
+    if acquisition.unsharp_amount > 0:  # the vendor's edge enhancement
+        smooth = ndimage.gaussian_filter(log_signal, acquisition.unsharp_radius_mm / spacing, mode="nearest")
+        log_signal = log_signal + acquisition.unsharp_amount * (log_signal - smooth)
     gain = rng.uniform(1150.0, 1350.0)
     offset = rng.uniform(150.0, 350.0)
     pixels = np.clip(np.round(offset + gain * log_signal), 0, 4095).astype(np.uint16)
+    bone_truth = {name: _bone_truth(bone) for name, bone in bones if name in ("MC2", "MC3", "MC4")}
+    if laterality == "left":
+        pixels = np.ascontiguousarray(pixels[:, ::-1])
+        bone_truth = {name: _mirror_truth(t, cols) for name, t in bone_truth.items()}
 
     truth = {
         "label": label,
         "pixel_spacing_mm": [spacing, spacing],
         "shape": [rows, cols],
+        "laterality": laterality,
+        "acquisition": {k: v for k, v in vars(acquisition).items() if k != "spacing_mm"},
         "effect": {
             "name": effect_name,
             "level": level,
@@ -301,7 +395,7 @@ def render_hand(rng_or_seed, label: int, effect="strong", *, size: tuple[int, in
             "texture_amplitude": TEXTURE_AMPLITUDE,
             "periarticular_density": round(1.0 - periarticular, 6),
         },
-        "bones": {name: _bone_truth(bone) for name, bone in bones if name in ("MC2", "MC3", "MC4")},
+        "bones": bone_truth,
     }
     return pixels, truth
 
@@ -312,12 +406,16 @@ def _demographics(rng: np.random.Generator) -> tuple[int, str]:
     return age, sex
 
 
-def generate_cohort(outdir, n_patients: int, seed: int, effect="strong", *, size: tuple[int, int] = DEFAULT_SIZE,
+def generate_cohort(outdir, n_patients: int, seed: int, effect="strong", *, size: tuple[int, int] | None = None,
                     pixel_spacing_mm: float | None = None, photometric: str = "MONOCHROME1",
-                    overwrite: bool = False) -> Path:
+                    acquisition: str = "fixed", laterality: str = "right", overwrite: bool = False) -> Path:
     """Write ``n_patients`` phantoms (alternately RA and control, RA first) to ``outdir``:
     ``cohort.csv`` and ``images/<id>.dcm|.png|.json``. Patient i depends only on (seed, i),
-    so a larger cohort extends a smaller one. Returns the path of ``cohort.csv``."""
+    so a larger cohort extends a smaller one. Returns the path of ``cohort.csv``.
+
+    ``acquisition``: "fixed" or "varied" (see the module docstring); ``laterality``: "right",
+    "left" or "mixed" (each patient's hand drawn at random). Both are drawn from a random
+    stream of their own, independent of the label and of the patient's anatomy and texture."""
     from PIL import Image
 
     from RheumImagingLib.dicom_write import write_dicom
@@ -330,14 +428,24 @@ def generate_cohort(outdir, n_patients: int, seed: int, effect="strong", *, size
         raise InputError(outdir, f"photometric must be MONOCHROME1 or MONOCHROME2, not {photometric}")
     try:
         parse_effect(effect)
-        _check_geometry(size, pixel_spacing_mm)
+        _geometry(size, pixel_spacing_mm)
+        if acquisition not in ACQUISITIONS:
+            raise ValueError(f"acquisition must be one of {', '.join(ACQUISITIONS)}, not {acquisition!r}")
+        if laterality not in LATERALITIES:
+            raise ValueError(f"laterality must be one of {', '.join(LATERALITIES)}, not {laterality!r}")
+        if acquisition == "varied" and (size is not None or pixel_spacing_mm is not None):
+            raise ValueError("a varied acquisition draws each image's pixel spacing: give no size or pixel spacing")
     except ValueError as exc:
         raise InputError(outdir, str(exc)) from None
     with cohort_writer(outdir, ["patient_id", "image", "label", "age", "sex"], overwrite=overwrite) as (images, writer):
         for i, label, pid in alternating_patients(n_patients, "RA"):
             rng = np.random.default_rng([int(seed), i])
+            scanner = np.random.default_rng([int(seed), i, 1])  # acquisition and laterality: their own stream
             age, sex = _demographics(rng)
-            pixels, truth = render_hand(rng, label, effect, size=size, pixel_spacing_mm=pixel_spacing_mm)
+            taken = draw_acquisition(scanner) if acquisition == "varied" else None
+            side = laterality if laterality != "mixed" else ("left" if scanner.random() < 0.5 else "right")
+            pixels, truth = render_hand(rng, label, effect, size=size, pixel_spacing_mm=pixel_spacing_mm,
+                                        acquisition=taken, laterality=side)
             stored = (4095 - pixels).astype(np.uint16) if photometric == "MONOCHROME1" else pixels
             spacing = truth["pixel_spacing_mm"]
             write_dicom(
@@ -346,6 +454,7 @@ def generate_cohort(outdir, n_patients: int, seed: int, effect="strong", *, size
                 patient_sex=sex, photometric=photometric,
                 elements={"BitsStored": 12, "HighBit": 11, "ImagerPixelSpacing": [f"{spacing[0]:.6g}", f"{spacing[1]:.6g}"],
                           "BodyPartExamined": "HAND", "ViewPosition": "PA",
+                          "ImageLaterality": "L" if side == "left" else "R",
                           "ImageComments": "synthetic phantom, not a patient"},
             )
             Image.fromarray(np.round(pixels * (255.0 / 4095.0)).astype(np.uint8)).save(images / f"{pid}.png")

@@ -14,6 +14,11 @@ CONTOUR_BUNDLE = "metacarpal_contour"
 TEXTURE_BUNDLE = "ra_bone_texture"
 
 
+def qc_text(reasons) -> str:
+    """The ``qc`` cell: ``ok`` or the reasons joined by ``;``."""
+    return ";".join(reasons) if reasons else "ok"
+
+
 class HandScorer:
     """The contour model and the five-fold texture ensemble of one bundle folder."""
 
@@ -29,13 +34,35 @@ class HandScorer:
         self.ensemble = TextureEnsemble(self.bundle_root / TEXTURE_BUNDLE, device=device, runtime=runtime)
 
     def contour(self, pixels: np.ndarray) -> dict:
+        """Contours of an image in the trained convention (right hand, fingers up)."""
         return self.contourer.predict(pixels)
 
-    def score(self, pixels: np.ndarray, control_points: dict) -> dict:
-        return self.ensemble.score(pixels, control_points)
+    def score(self, pixels: np.ndarray, control_points: dict, spacing_mm=None) -> dict:
+        return self.ensemble.score(pixels, control_points, spacing_mm)
 
-    def distal_third_frame(self, control_points) -> dict:
-        return self.ensemble.distal_third_frame(control_points)
+    def distal_third_frame(self, control_points, spacing_mm=None) -> dict:
+        return self.ensemble.distal_third_frame(control_points, spacing_mm)
+
+    def analyse(self, pixels: np.ndarray, spacing_mm=None, metadata: dict | None = None) -> dict:
+        """One radiograph of either hand, in any of four quarter turns: {"contours" (in this image's
+        pixels, as :meth:`contour`), "scores", "orientation", "qc" (reasons, empty when ok)}.
+
+        The contour model sees the image turned and mirrored into its convention; the contours
+        come back in this image's pixels and the texture is cut from this image (the cut is the
+        same for a mirrored image and contour, see the bundle's ``scripts/roi.py``)."""
+        from .orientation import array_from_convention, detect, points_from_convention, to_convention
+
+        pixels = np.asarray(pixels, dtype=np.float32)
+        orientation = detect(pixels, metadata)
+        found = self.contour(np.ascontiguousarray(to_convention(pixels, orientation)))
+        contours = {bone: {"control_points": points_from_convention(c["control_points"], orientation, pixels.shape),
+                           "contour": points_from_convention(c["contour"], orientation, pixels.shape),
+                           "mask": array_from_convention(c["mask"], orientation)} for bone, c in found.items()}
+        scores = self.score(pixels, {bone: c["control_points"] for bone, c in contours.items()}, spacing_mm)
+        qc = list(orientation.qc)
+        if spacing_mm is None:
+            qc.append(f"spacing unknown (assumed {self.ensemble.fallback_spacing_mm:g} mm)")
+        return {"contours": contours, "scores": scores, "orientation": orientation, "qc": qc}
 
     def provenance(self) -> dict:
         contour = {f"contour_{k}": v for k, v in self.contourer.provenance().items()}

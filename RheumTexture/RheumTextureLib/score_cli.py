@@ -50,7 +50,7 @@ def score_images(images: list[Path], out: Path, *, bundle=None, cohort: Path | N
 
     from RheumImagingLib.imageio import read_image
 
-    from .pipeline import HandScorer
+    from .pipeline import HandScorer, qc_text
 
     outputs = [out, out.with_name(out.stem + "_images.csv"), out.with_name(out.stem + "_bones.csv")]
     if scene_dir is not None and scene_dir.exists() and any(scene_dir.iterdir()):
@@ -70,10 +70,10 @@ def score_images(images: list[Path], out: Path, *, bundle=None, cohort: Path | N
             if scene_dir is None:
                 image = read_image(path)
                 meta = image.metadata
-                contours = scorer.contour(image.pixels)
-                scores = scorer.score(image.pixels, {b: contours[b]["control_points"] for b in BONES})
+                result = scorer.analyse(image.pixels, image.spacing_mm, meta)
+                scores, qc, orientation = result["scores"], qc_text(result["qc"]), result["orientation"].describe()
             else:
-                meta, scores = _score_into_scene(scorer, path, scene_dir, threshold)
+                meta, scores, qc, orientation = _score_into_scene(scorer, path, scene_dir, threshold)
         except InputError as exc:
             failures.append((path, str(exc)))
             log.info("skipped %s", exc)
@@ -94,14 +94,15 @@ def score_images(images: list[Path], out: Path, *, bundle=None, cohort: Path | N
                               **{f"fold_{k + 1}": f"{folds[k]:.6f}" for k in range(N_FOLDS)}})
         image_rows.append({**ident, "image": str(path), "score": f"{hand:.6f}",
                            **{f"score_{b}": f"{scores[b]['score']:.6f}" for b in BONES},
-                           "above_threshold": int(hand > threshold)})
+                           "above_threshold": int(hand > threshold), "orientation": orientation, "qc": qc})
     if report:
         report("scoring", 1.0)
     patients = {}
     for row in image_rows:
         patients.setdefault(row["patient_id"], []).append(row)
     patient_rows = [{**{k: rows[0][k] for k in ("patient_id", "label", "age", "sex")},
-                     "score": f"{np.mean([float(r['score']) for r in rows]):.6f}", "n_images": len(rows)}
+                     "score": f"{np.mean([float(r['score']) for r in rows]):.6f}", "n_images": len(rows),
+                     "qc": qc_text(sorted({q for r in rows if r["qc"] != "ok" for q in r["qc"].split(";")}))}
                     for rows in patients.values()]
     out.parent.mkdir(parents=True, exist_ok=True)
     for path, rows in zip(outputs, (patient_rows, image_rows, bone_rows)):
@@ -132,7 +133,7 @@ def _score_into_scene(scorer, path: Path, scene_dir: Path, threshold: float):
     names = volume.GetAttributeNames() or ()
     meta = {n.split(".", 1)[1]: volume.GetAttribute(n) for n in names if n.startswith("RheumImaging.")}
     save_scene(scene, scene_dir / _safe(f"{meta.get('PatientID') or path.stem}_{path.stem}"))
-    return meta, logic.scores(volume)
+    return meta, logic.scores(volume), logic.qc(volume), logic.orientation(volume)
 
 
 def run(args) -> int:

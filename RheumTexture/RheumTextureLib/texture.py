@@ -34,17 +34,23 @@ class TextureEnsemble:
                                              device=self.device, label=f"{self.bundle.name} fold {k + 1}")
         self.preprocessing = self.bundle.get("preprocessing")
         with bundle_imports(self.bundle.root):
-            from scripts.roi import distal_third_frame
+            from scripts.roi import patch_frame
 
-        self._distal_third_frame = distal_third_frame
+        self._patch_frame = patch_frame
+        self.patch_size = size
+        self.patch_spacing_mm = self.bundle.get("patch_spacing_mm")
+        self.fallback_spacing_mm = float(self.bundle.get("fallback_spacing_mm"))
 
     @staticmethod
     def _extra_configs(bundle_dir) -> list[str]:
         """A trained bundle records the override config it was trained with (``configs/trained_with.json``)."""
         return ["trained_with"] if (Path(bundle_dir) / "configs" / "trained_with.json").is_file() else []
 
-    def score(self, image, contours: dict) -> dict:
-        """bone -> {"fold_probabilities": [...], "score": mean}; one forward per fold for all bones."""
+    def score(self, image, contours: dict, spacing_mm=None) -> dict:
+        """bone -> {"fold_probabilities": [...], "score": mean}; one forward per fold for all bones.
+
+        ``spacing_mm``: the image's (row, col) pixel size; None (uncalibrated) uses the bundle's
+        ``fallback_spacing_mm``."""
         import torch
 
         image = np.asarray(image, dtype=np.float32)
@@ -54,16 +60,17 @@ class TextureEnsemble:
         if not bones:
             return {}
         # the transforms were built with the bundle's scripts; calling them imports nothing more
-        patches = [self.preprocessing({"image": image, "contour": np.asarray(contours[b], float)})["image"]
-                   for b in bones]
+        patches = [self.preprocessing({"image": image, "contour": np.asarray(contours[b], float),
+                                       "spacing": spacing_mm})["image"] for b in bones]
         with torch.no_grad():
             out = self.network(torch.stack([torch.as_tensor(p) for p in patches]).to(self.device)).cpu().numpy()
         return {b: {"fold_probabilities": [float(v) for v in out[i, 1:]], "score": float(out[i, 0])}
                 for i, b in enumerate(bones)}
 
-    def distal_third_frame(self, contour) -> dict:
-        """The cut's oriented rectangle in pixels (to show the ROI); the same code as the cut."""
-        return self._distal_third_frame(contour)
+    def distal_third_frame(self, contour, spacing_mm=None) -> dict:
+        """The patch's oriented rectangle in pixels (to show the ROI); the same code as the cut."""
+        spacing = self.fallback_spacing_mm if spacing_mm is None else spacing_mm
+        return self._patch_frame(contour, self.patch_size, spacing_mm=spacing, patch_spacing_mm=self.patch_spacing_mm)
 
     @staticmethod
     def hand_score(bone_scores: dict) -> float:
@@ -99,7 +106,8 @@ def train_folds(bundle_dir, datalist_path, out_dir, config: str | None = "demo",
     if config:
         trained_with.update(json.loads((out_dir / "configs" / f"{config}.json").read_text()))
     trained_with.update(overrides or {})
-    keep = {k: v for k, v in trained_with.items() if k in ("patch_size", "no_max_pool")}
+    keep = {k: v for k, v in trained_with.items() if k in ("patch_size", "no_max_pool", "patch_spacing_mm",
+                                                           "fallback_spacing_mm")}
     (out_dir / "configs" / "trained_with.json").write_text(json.dumps(keep, indent=4))
     folds = list(folds)
     for k, fold in enumerate(folds):

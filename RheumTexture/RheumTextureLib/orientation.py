@@ -1,0 +1,157 @@
+"""Hand orientation: bring any PA hand radiograph into the trained convention (a right hand,
+fingers up, thumb at the image left) and map results back to the image as it was given.
+
+Laterality comes from DICOM first (``ImageLaterality``, ``Laterality``, then words such as
+LEFT/RIGHT in ``SeriesDescription``); an AP view (``ViewPosition`` AP) is the mirror image of
+a PA one. When DICOM says nothing, the thumb side is read from the hand silhouette: the
+thumb is the digit that stands apart from the palm at the level of the metacarpals.
+Rotation by 90 or 180 degrees is read from the silhouette: scanlines across the fingers
+cross several digits, scanlines across the palm or wrist one. Both image rules were checked
+on phantoms (see the README); when their evidence is weak the image gets a ``qc`` note.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy import ndimage
+
+_LEFT = re.compile(r"\b(LEFT|LT|LINKS?|LINKE|GAUCHE|SINISTRA|SIN)\b")
+_RIGHT = re.compile(r"\b(RIGHT|RT|RECHTS?|RECHTE|DROITE|DEXTRA|DEX)\b")
+ROTATION_MARGIN = 0.5  # fewer extra digit crossings than this between the best and next direction: uncertain
+THUMB_MARGIN = 0.03  # thumb-side rows (fraction of the hand's height) below this: uncertain
+
+
+@dataclass(frozen=True)
+class Orientation:
+    """``quarter_turns``: np.rot90 turns (counter-clockwise on screen) that bring the fingers up;
+    then ``mirrored``: flip left-right (a left hand in PA, or a right hand in AP)."""
+
+    quarter_turns: int = 0
+    mirrored: bool = False
+    laterality: str = ""  # "left", "right" or "" (unknown)
+    source: str = ""  # where the laterality came from
+    qc: tuple[str, ...] = field(default_factory=tuple)
+
+    def describe(self) -> str:
+        turned = f"turned {90 * self.quarter_turns} deg" if self.quarter_turns else "upright"
+        side = f"{self.laterality or 'unknown'} hand ({self.source})"
+        return f"{side}, {turned}" + (", mirrored" if self.mirrored else "")
+
+
+def laterality_from_dicom(metadata: dict) -> tuple[str, str]:
+    """("left"|"right"|"", the attribute that said so) from the DICOM attributes in ``metadata``."""
+    for key in ("ImageLaterality", "Laterality"):
+        value = str(metadata.get(key) or "").strip().upper()
+        if value in ("L", "R"):
+            return ("left" if value == "L" else "right"), key
+    text = str(metadata.get("SeriesDescription") or "").upper()
+    left, right = bool(_LEFT.search(text)), bool(_RIGHT.search(text))
+    if left != right:
+        return ("left" if left else "right"), "SeriesDescription"
+    return "", ""
+
+
+def detect(pixels, metadata: dict | None = None) -> Orientation:
+    """The orientation of a hand radiograph (bone bright) with its DICOM attributes."""
+    metadata = metadata or {}
+    qc = []
+    mask = _silhouette(pixels)
+    turns, margin = _quarter_turns(mask)
+    if margin < ROTATION_MARGIN:
+        qc.append("orientation uncertain")
+    upright = np.rot90(mask, turns)
+    laterality, source = laterality_from_dicom(metadata)
+    ap = str(metadata.get("ViewPosition") or "").strip().upper() == "AP"
+    if not laterality:
+        thumb = _thumb_side(upright)  # > 0: thumb at the left as seen = a right hand in PA
+        if abs(thumb) < THUMB_MARGIN:
+            qc.append("laterality unknown")
+        laterality = "right" if (thumb >= 0) != ap else "left"
+        source = "image"
+    return Orientation(turns, (laterality == "left") != ap, laterality, source + (", AP view" if ap else ""),
+                       tuple(qc))
+
+
+def to_convention(pixels, orientation: Orientation) -> np.ndarray:
+    """The image turned and mirrored into the trained convention (a view, no copy)."""
+    out = np.rot90(np.asarray(pixels), orientation.quarter_turns)
+    return out[:, ::-1] if orientation.mirrored else out
+
+
+def array_from_convention(array, orientation: Orientation) -> np.ndarray:
+    """Undo :func:`to_convention` on an array (e.g. a mask) of the convention's shape."""
+    array = np.asarray(array)
+    return np.rot90(array[:, ::-1] if orientation.mirrored else array, -orientation.quarter_turns)
+
+
+def points_from_convention(points_xy, orientation: Orientation, shape) -> np.ndarray:
+    """(N, 2) (x, y) pixel points of the convention image -> the original image's pixels.
+    ``shape``: the original image's (rows, cols). The point order is kept."""
+    pts = np.array(points_xy, dtype=float).reshape(-1, 2)
+    k = orientation.quarter_turns % 4
+    shapes = [tuple(shape) if j % 2 == 0 else tuple(shape)[::-1] for j in range(k + 1)]  # shape after j turns
+    if orientation.mirrored:
+        pts[:, 0] = shapes[k][1] - 1 - pts[:, 0]
+    for j in range(k, 0, -1):  # np.rot90: out(x', y') = in(W - 1 - y', x'), W the columns before the turn
+        cols_before = shapes[j - 1][1]
+        pts = np.stack([cols_before - 1 - pts[:, 1], pts[:, 0]], axis=1)
+    return pts
+
+
+def _silhouette(pixels) -> np.ndarray:
+    """The hand (soft tissue and bone) as the largest bright region, on a grid of <= ~256 px,
+    cropped to its bounding box. Air / tissue threshold: the lower of three-class Otsu."""
+    from skimage.filters import threshold_multiotsu
+
+    image = np.asarray(pixels, dtype=np.float32)
+    step = max(1, int(np.ceil(max(image.shape) / 256)))
+    small = ndimage.gaussian_filter(ndimage.gaussian_filter(image, step / 2.0)[::step, ::step], 1.5)
+    try:
+        low = threshold_multiotsu(small, 3)[0]
+    except ValueError:  # fewer than three grey levels
+        return np.ones((2, 2), bool)
+    mask = ndimage.binary_opening(small > low, iterations=2)
+    labels, n = ndimage.label(mask)
+    if n == 0:
+        return np.ones((2, 2), bool)
+    hand = labels == 1 + int(np.argmax(ndimage.sum(mask, labels, range(1, n + 1))))
+    rows, cols = np.nonzero(hand)
+    return hand[rows.min():rows.max() + 1, cols.min():cols.max() + 1]
+
+
+def _runs(rows: np.ndarray) -> np.ndarray:
+    """The number of separate runs of True in each row."""
+    return (np.diff(rows.astype(np.int8), axis=1, prepend=0) == 1).sum(axis=1)
+
+
+def _quarter_turns(mask) -> tuple[int, float]:
+    """(turns that put the fingers up, the evidence margin over the next best direction)."""
+    scores = []
+    for k in range(4):
+        m = np.rot90(mask, k)
+        h = m.shape[0]
+        top, bottom = m[int(0.05 * h):max(int(0.3 * h), 1)], m[int(0.7 * h):max(int(0.95 * h), 1)]
+        scores.append((_runs(top).mean() if len(top) else 0.0) - (_runs(bottom).mean() if len(bottom) else 0.0))
+    order = np.argsort(scores)[::-1]
+    return int(order[0]), float(scores[order[0]] - scores[order[1]])
+
+
+def _thumb_side(upright) -> float:
+    """(rows with a digit apart on the left of the palm - rows with one on the right) / height:
+    > 0 when the thumb is at the image left. Palm rows: a run wider than 40 % of the hand."""
+    width = upright.shape[1]
+    left = right = 0
+    for row in upright:
+        edges = np.flatnonzero(np.diff(np.concatenate([[0], row.astype(np.int8), [0]])))
+        lengths = edges[1::2] - edges[::2]
+        if not len(lengths):
+            continue
+        palm = int(np.argmax(lengths))
+        if lengths[palm] < 0.4 * width:
+            continue
+        left += palm > 0
+        right += palm < len(lengths) - 1
+    return (left - right) / max(upright.shape[0], 1)
