@@ -98,7 +98,7 @@ def train_folds(bundle_dir, datalist_path, out_dir, config: str | None = "demo",
     if config:
         trained_with.update(json.loads((out_dir / "configs" / f"{config}.json").read_text()))
     trained_with.update(overrides or {})
-    keep = {k: v for k, v in trained_with.items() if k in ("patch_size", "no_max_pool")}
+    keep = {k: v for k, v in trained_with.items() if k == "patch_size"}
     (out_dir / "configs" / "trained_with.json").write_text(json.dumps(keep, indent=4))
     for fold in folds:
         Bundle(out_dir, configs, {**(overrides or {}), "fold": int(fold)}).run()

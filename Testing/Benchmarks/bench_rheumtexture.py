@@ -37,7 +37,7 @@ def _texture_bundle(dest: Path, patch_size: int | None) -> Path:
 
     shutil.copytree(default_bundle_root() / "ra_bone_texture", dest, ignore=shutil.ignore_patterns("__pycache__"))
     if patch_size:
-        (dest / "configs" / "trained_with.json").write_text(json.dumps({"patch_size": patch_size, "no_max_pool": True}))
+        (dest / "configs" / "trained_with.json").write_text(json.dumps({"patch_size": patch_size}))
     sys.path.insert(0, str(dest))
     try:
         from scripts.deepten import DeepTEN
