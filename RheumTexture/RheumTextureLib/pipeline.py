@@ -34,6 +34,10 @@ class HandScorer:
     def score(self, pixels: np.ndarray, control_points: dict) -> dict:
         return self.ensemble.score(pixels, control_points)
 
+    def training_images(self) -> dict | None:
+        """sha256 -> patient_id of the radiographs the texture models were trained on (None: not recorded)."""
+        return self.ensemble.training_images()
+
     def distal_third_frame(self, control_points) -> dict:
         return self.ensemble.distal_third_frame(control_points)
 
