@@ -52,8 +52,14 @@ def test_model_zoo_layout_and_metadata(name):
                for n in ("train", "inference", "evaluate", "multi_gpu_train", "demo")}
     for key in ("network_def", "preprocessing", "inferer", "postprocessing"):  # MONAI Label bundle tasks
         assert key in configs["inference"], key
-    large = (root / "large_files.yml").read_text()
-    assert "url:" in large and "hash_type" in large
+    from monai.apps.utils import SUPPORTED_HASH_TYPES
+    from monai.bundle import ConfigParser
+
+    for entry in ConfigParser.load_config_file(str(root / "large_files.yml"))["large_files"]:
+        assert entry["url"].startswith("https://") and entry["path"].startswith("models/"), entry
+        # what monai.bundle download_large_files accepts: a full digest of a supported type, or none
+        assert entry.get("hash_type", "") in ("", *SUPPORTED_HASH_TYPES), entry
+        assert entry.get("hash_val", "") == "" or len(entry["hash_val"]) in (32, 40, 64, 128), entry
 
 
 @pytest.mark.parametrize("name", BUNDLES)

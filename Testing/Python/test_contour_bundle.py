@@ -109,17 +109,36 @@ def test_contourer_traces_three_bones_from_the_distal_tip(contour_bundle_trained
         centres.append(pts[:, 0].mean())
     assert centres == sorted(centres)  # MC2 left of MC3 left of MC4
     prov = contourer.provenance()
-    assert prov["bundle_version"] == "0.1.0" and prov["checkpoints"] == ["localiser.pt", "curvegcn.pt"]
+    assert prov["bundle_version"] == json.loads((CONFIGS / "metadata.json").read_text())["version"]
+    assert prov["checkpoints"] == ["localiser.pt", "curvegcn.pt"]
     assert all(len(h) == 64 for h in prov["checkpoint_sha256"])
 
 
-def test_evaluate_config_reports_dice_and_tip_distance(contour_bundle_trained, tmp_path):
-    cohort = contour_bundle_trained / "cohort.csv"
+def test_evaluate_config_reports_dice_and_tip_distance_on_held_out_phantoms(contour_bundle_trained, tmp_path):
+    """On phantoms the bundle never saw (seed 41; it trained on seed 31), the reported tip distance is the
+    mean distance of predicted point 0 to the truth's, recomputed here through the contourer."""
+    from RheumTextureLib.contour import MetacarpalContourer
+    from RheumTextureLib.phantom import generate_cohort
+    from PIL import Image
+
+    cohort = generate_cohort(tmp_path / "held_out", 2, seed=41)
     Bundle(contour_bundle_trained, ["inference", "trained_with", "evaluate"],
-           {"cohort": str(cohort), "output_dir": str(tmp_path)}).run()
-    metrics = json.loads((tmp_path / "metrics.json").read_text())
-    assert metrics["n_bones"] == 3 * (len(cohort.read_text().splitlines()) - 1)
-    assert 0.5 < metrics["mean_dice"] <= 1.0 and metrics["tip_distance_px"] >= 0
+           {"cohort": str(cohort), "output_dir": str(tmp_path / "eval")}).run()
+    metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    assert metrics["n_bones"] == 6
+    contourer = MetacarpalContourer(contour_bundle_trained, runtime="torch")
+    distances, lengths = [], []
+    for png in sorted((cohort.parent / "images").glob("*.png")):
+        truth = json.loads(png.with_suffix(".json").read_text())["bones"]
+        found = contourer.predict(np.asarray(Image.open(png), dtype=np.float32))
+        for bone, info in found.items():
+            true_pts = np.asarray(truth[bone]["contour"])
+            distances.append(np.hypot(*(info["control_points"][0] - true_pts[0])))
+            lengths.append(np.ptp(true_pts[:, 1]))
+    assert metrics["tip_distance_px"] == pytest.approx(np.mean(distances), abs=1e-3)
+    assert metrics["max_tip_distance_px"] == pytest.approx(np.max(distances), abs=1e-3)
+    # tiny 6-phantom fixture: Dice and tip loosely; the demo config's held-out figures are in docs/README.md
+    assert metrics["mean_dice"] > 0.5 and metrics["max_tip_distance_px"] < 0.3 * min(lengths)
 
 
 def test_multi_gpu_train_with_torchrun_ends_with_identical_weights(tmp_path, contour_bundle_trained):

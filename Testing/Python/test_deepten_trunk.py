@@ -7,6 +7,7 @@ bias + BN on the first block of layers 2-4, fc 512 -> 1000): its state-dict name
 a functional forward to compare the trunk with.
 """
 
+import hashlib
 import json
 import math
 
@@ -109,11 +110,11 @@ def test_imagenet_file_loads_into_the_trunk_and_gives_torchvisions_features(deep
     """Every tensor of torchvision's file lands in the same-named trunk parameter, and the trunk's
     layer4 map equals torchvision's forward on a gray image given as three equal channels."""
     state = torchvision_resnet18_state(seed=3)
-    path = tmp_path / "resnet18-f37072fd.pth"
+    path = tmp_path / "resnet18.pth"
     torch.save(state, path)
     net = deepten.DeepTEN(in_channels=1).eval()
     digest = deepten.load_imagenet_trunk(net, str(path))
-    assert len(digest) == 64
+    assert digest == hashlib.sha256(path.read_bytes()).hexdigest()
     loaded = net.trunk.state_dict()
     for key, value in state.items():
         if key.startswith("fc.") or key == "conv1.weight":
@@ -155,3 +156,16 @@ def test_files_that_are_not_torchvision_resnet18_are_clear_errors(deepten, tmp_p
     (tmp_path / "text.pth").write_text("hello")
     with pytest.raises(InputError, match="text.pth"):
         deepten.load_imagenet_trunk(net, str(tmp_path / "text.pth"))
+
+
+def test_a_file_whose_sha256_does_not_match_its_name_is_refused(deepten, tmp_path):
+    """torchvision names its files <name>-<first hex digits of the sha256>.pth; a damaged download fails."""
+    state = torchvision_resnet18_state()
+    torch.save(state, tmp_path / "x.pth")
+    digest = hashlib.sha256((tmp_path / "x.pth").read_bytes()).hexdigest()
+    good, bad = tmp_path / f"resnet18-{digest[:8]}.pth", tmp_path / "resnet18-f37072fd.pth"
+    (tmp_path / "x.pth").rename(good)
+    bad.write_bytes(good.read_bytes()[:-1] + b"\0")
+    deepten.load_imagenet_trunk(deepten.DeepTEN(), str(good))
+    with pytest.raises(InputError, match="resnet18-f37072fd.pth: sha256 .* does not start with f37072fd"):
+        deepten.load_imagenet_trunk(deepten.DeepTEN(), str(bad))

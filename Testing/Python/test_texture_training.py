@@ -21,8 +21,8 @@ BUNDLE = REPO / "monai_bundle" / "ra_bone_texture"
 
 def test_train_config_starts_the_trunk_from_the_pretrained_file(tmp_path):
     state = torchvision_resnet18_state(seed=7)
-    torch.save(state, tmp_path / "resnet18-f37072fd.pth")
-    bundle = Bundle(BUNDLE, ["train", "demo"], {"pretrained_trunk": str(tmp_path / "resnet18-f37072fd.pth"),
+    torch.save(state, tmp_path / "resnet18-imagenet.pth")
+    bundle = Bundle(BUNDLE, ["train", "demo"], {"pretrained_trunk": str(tmp_path / "resnet18-imagenet.pth"),
                                                 "ckpt_dir": str(tmp_path / "models")})
     bundle.run(("initialize",))
     trunk = bundle.get("network_def").trunk

@@ -11,6 +11,8 @@ uniform(-1/sqrt(K*D), 1/sqrt(K*D)).
 from __future__ import annotations
 
 import math
+import os
+import re
 
 import torch
 import torch.nn.functional as F
@@ -98,9 +100,18 @@ def load_imagenet_trunk(net: DeepTEN, path: str) -> str:
     trunk's names too; ``fc`` is skipped and BatchNorm ``num_batches_tracked`` may be absent
     (older torchvision files lack it). For a 1-channel input the RGB filters of conv1 are summed,
     so a gray image equal in all three channels gives the same response. Returns the file's sha256.
+
+    As torchvision's ``load_state_dict_from_url(check_hash=True)``, a name ``<name>-<hex>.<ext>``
+    promises that the file's sha256 starts with ``<hex>``: a corrupt or partial download is refused.
     """
     from RheumImagingLib.bundle import sha256_of
     from RheumImagingLib.errors import InputError
+
+    digest = sha256_of(path) if os.path.isfile(path) else ""
+    prefix = re.search(r"-([a-f0-9]+)\.", os.path.basename(path))  # torchvision's HASH_REGEX
+    if digest and prefix and not digest.startswith(prefix.group(1)):
+        raise InputError(path, f"sha256 {digest[:12]}... does not start with {prefix.group(1)} as the file name "
+                               "says (corrupt or incomplete download?)")
 
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
@@ -122,4 +133,4 @@ def load_imagenet_trunk(net: DeepTEN, path: str) -> str:
         raise InputError(path, "weights do not fit the resnet18 trunk "
                                f"(missing {missing[:3]}, unexpected {unexpected[:3]}, wrong shape {wrong[:3]})")
     net.trunk.load_state_dict(state, strict=False)
-    return sha256_of(path)
+    return digest
