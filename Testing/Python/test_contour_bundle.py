@@ -115,11 +115,14 @@ def test_contourer_traces_three_bones_from_the_distal_tip(contour_bundle_trained
 
 
 def test_evaluate_config_reports_dice_and_tip_distance_on_held_out_phantoms(contour_bundle_trained, tmp_path):
-    """On phantoms the bundle never saw (seed 41; it trained on seed 31), the reported tip distance is the
-    mean distance of predicted point 0 to the truth's, recomputed here through the contourer."""
+    """On phantoms the bundle never saw (seed 41; it trained on seed 31), the reported Dice and tip distance
+    are recomputed here through the contourer, with the truth mask drawn by matplotlib. The tiny fixture's
+    accuracy is not asserted (the demo config's held-out figures are in docs/README.md)."""
+    from matplotlib.path import Path as MplPath
+    from PIL import Image
+
     from RheumTextureLib.contour import MetacarpalContourer
     from RheumTextureLib.phantom import generate_cohort
-    from PIL import Image
 
     cohort = generate_cohort(tmp_path / "held_out", 2, seed=41)
     Bundle(contour_bundle_trained, ["inference", "trained_with", "evaluate"],
@@ -127,18 +130,20 @@ def test_evaluate_config_reports_dice_and_tip_distance_on_held_out_phantoms(cont
     metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
     assert metrics["n_bones"] == 6
     contourer = MetacarpalContourer(contour_bundle_trained, runtime="torch")
-    distances, lengths = [], []
+    distances, dices = [], []
     for png in sorted((cohort.parent / "images").glob("*.png")):
         truth = json.loads(png.with_suffix(".json").read_text())["bones"]
-        found = contourer.predict(np.asarray(Image.open(png), dtype=np.float32))
-        for bone, info in found.items():
+        pixels = np.asarray(Image.open(png), dtype=np.float32)
+        yy, xx = np.mgrid[: pixels.shape[0], : pixels.shape[1]]
+        centres = np.c_[xx.ravel(), yy.ravel()]
+        for bone, info in contourer.predict(pixels).items():
             true_pts = np.asarray(truth[bone]["contour"])
             distances.append(np.hypot(*(info["control_points"][0] - true_pts[0])))
-            lengths.append(np.ptp(true_pts[:, 1]))
+            true_mask = MplPath(true_pts).contains_points(centres).reshape(pixels.shape)
+            dices.append(_dice(info["mask"], true_mask))
     assert metrics["tip_distance_px"] == pytest.approx(np.mean(distances), abs=1e-3)
     assert metrics["max_tip_distance_px"] == pytest.approx(np.max(distances), abs=1e-3)
-    # tiny 6-phantom fixture: Dice and tip loosely; the demo config's held-out figures are in docs/README.md
-    assert metrics["mean_dice"] > 0.5 and metrics["max_tip_distance_px"] < 0.3 * min(lengths)
+    assert metrics["mean_dice"] == pytest.approx(np.mean(dices), abs=0.01)  # boundary pixels may differ
 
 
 def test_multi_gpu_train_with_torchrun_ends_with_identical_weights(tmp_path, contour_bundle_trained):
