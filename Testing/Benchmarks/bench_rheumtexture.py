@@ -225,7 +225,7 @@ def training(data: dict, work: Path, log) -> Figure:
     subset.write_text("\n".join(lines[:26]) + "\n")
     build_datalist(subset, root / "datalist.json")
     bundle = Bundle(root, ["train", "demo"], {"fold": 0, "max_epochs": 4, "val_interval": 1000})
-    return training_figure(MODULE, bundle, "demo (64 px, batch 8), fold 0 of 25 phantoms", log)
+    return training_figure(MODULE, bundle, "demo (128 px, batch 8), fold 0 of 25 phantoms", log)
 
 
 def run(work: Path, log) -> list[Figure]:
