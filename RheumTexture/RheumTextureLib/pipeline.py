@@ -64,6 +64,10 @@ class HandScorer:
             qc.append(f"spacing unknown (assumed {self.ensemble.fallback_spacing_mm:g} mm)")
         return {"contours": contours, "scores": scores, "orientation": orientation, "qc": qc}
 
+    def training_images(self) -> dict | None:
+        """sha256 -> patient_id of the radiographs the texture models were trained on (None: not recorded)."""
+        return self.ensemble.training_images()
+
     def provenance(self) -> dict:
         contour = {f"contour_{k}": v for k, v in self.contourer.provenance().items()}
         texture = {f"texture_{k}": v for k, v in self.ensemble.provenance().items()}

@@ -3,7 +3,9 @@
 Models are loaded once; images stream one at a time (memory flat in the batch size). A
 failing image is reported and skipped. Writes three tables: ``--out`` per patient (the
 columns ``rheumtexture analyze`` reads), ``<stem>_images.csv`` per image and
-``<stem>_bones.csv`` per bone with each fold's probability.
+``<stem>_bones.csv`` per bone with each fold's probability. ``in_training`` says whether the
+radiograph file (sha256) is one the bundle was trained on (``yes``/``no``; empty when the bundle
+records no training list): scores of training images are not held-out evidence.
 """
 
 from __future__ import annotations
@@ -60,6 +62,7 @@ def score_images(images: list[Path], out: Path, *, bundle=None, cohort: Path | N
         raise InputError(existing[0], "already exists; choose another --out")
     known = cohort_by_image(cohort) if cohort else {}
     scorer = scorer or HandScorer(bundle, runtime=runtime)
+    training = scorer.training_images()
     bone_rows, image_rows, failures = [], [], []
     report = progress if callable(progress) else None
     for done, path in enumerate(tqdm(images, desc="scoring", unit="image", disable=not progress or report is not None,
@@ -94,7 +97,8 @@ def score_images(images: list[Path], out: Path, *, bundle=None, cohort: Path | N
                               **{f"fold_{k + 1}": f"{folds[k]:.6f}" for k in range(N_FOLDS)}})
         image_rows.append({**ident, "image": str(path), "score": f"{hand:.6f}",
                            **{f"score_{b}": f"{scores[b]['score']:.6f}" for b in BONES},
-                           "above_threshold": int(hand > threshold), "orientation": orientation, "qc": qc})
+                           "above_threshold": int(hand > threshold), "in_training": _in_training(path, training),
+                           "orientation": orientation, "qc": qc})
     if report:
         report("scoring", 1.0)
     patients = {}
@@ -102,6 +106,7 @@ def score_images(images: list[Path], out: Path, *, bundle=None, cohort: Path | N
         patients.setdefault(row["patient_id"], []).append(row)
     patient_rows = [{**{k: rows[0][k] for k in ("patient_id", "label", "age", "sex")},
                      "score": f"{np.mean([float(r['score']) for r in rows]):.6f}", "n_images": len(rows),
+                     "in_training": _any_in_training([r["in_training"] for r in rows]),
                      "qc": qc_text(sorted({q for r in rows if r["qc"] != "ok" for q in r["qc"].split(";")}))}
                     for rows in patients.values()]
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -110,6 +115,19 @@ def score_images(images: list[Path], out: Path, *, bundle=None, cohort: Path | N
     for path, reason in failures:
         print(f"rheumtexture score: skipped {path}: {reason}", file=sys.stderr)
     return {"scored": len(image_rows), "failed": len(failures), "outputs": [p for p in outputs if p.exists()]}
+
+
+def _in_training(path: Path, training: dict | None) -> str:
+    if training is None:
+        return ""
+    from RheumImagingLib.bundle import sha256_of
+
+    return "yes" if sha256_of(path) in training else "no"
+
+
+def _any_in_training(flags: list[str]) -> str:
+    """A patient is in training when any of its radiographs is."""
+    return "yes" if "yes" in flags else "" if "" in flags else "no"
 
 
 def _text(value) -> str:

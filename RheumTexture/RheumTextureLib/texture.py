@@ -11,6 +11,7 @@ from RheumImagingLib.bundle import Bundle, bundle_imports, default_bundle_root
 from RheumImagingLib.errors import InputError
 
 BUNDLE_DIR = default_bundle_root() / "ra_bone_texture"
+TRAINING_LIST = "training_images.json"  # in a trained bundle: the patients and radiograph files it learned from
 
 
 class TextureEnsemble:
@@ -72,6 +73,10 @@ class TextureEnsemble:
         spacing = self.fallback_spacing_mm if spacing_mm is None else spacing_mm
         return self._patch_frame(contour, self.patch_size, spacing_mm=spacing, patch_spacing_mm=self.patch_spacing_mm)
 
+    def training_images(self) -> dict | None:
+        """sha256 of each training radiograph file -> patient_id; None for a bundle without a training list."""
+        return read_training_list(self.bundle.root)
+
     @staticmethod
     def hand_score(bone_scores: dict) -> float:
         """The hand's texture score: the mean of its bones' scores."""
@@ -106,11 +111,69 @@ def train_folds(bundle_dir, datalist_path, out_dir, config: str | None = "demo",
     if config:
         trained_with.update(json.loads((out_dir / "configs" / f"{config}.json").read_text()))
     trained_with.update(overrides or {})
-    keep = {k: v for k, v in trained_with.items() if k in ("patch_size", "no_max_pool", "patch_spacing_mm",
-                                                           "fallback_spacing_mm")}
+    keep = {k: v for k, v in trained_with.items() if k in ("patch_size", "patch_spacing_mm", "fallback_spacing_mm")}
     (out_dir / "configs" / "trained_with.json").write_text(json.dumps(keep, indent=4))
     folds = list(folds)
     for k, fold in enumerate(folds):
         Bundle(out_dir, configs, {**(overrides or {}), "fold": int(fold)}).train(
             f"texture fold {k + 1}/{len(folds)}", progress)
     return out_dir
+
+
+def write_training_list(bundle_dir, cohort_csv) -> Path:
+    """Record in a trained bundle which patients and radiograph files (sha256) it was trained on.
+
+    ``rheumtexture score`` marks a radiograph ``in_training`` when its file is one of these: files,
+    not patient IDs, because IDs repeat across cohorts (every phantom cohort starts at RA0001).
+    """
+    import json
+
+    from RheumImagingLib.bundle import sha256_of
+    from RheumImagingLib.cohort_folder import read_cohort
+
+    cohort_csv = Path(cohort_csv)
+    rows = read_cohort(cohort_csv, ("patient_id", "image"))
+    images = {sha256_of(cohort_csv.parent / r["image"]): r["patient_id"] for r in rows}
+    path = Path(bundle_dir) / TRAINING_LIST
+    path.write_text(json.dumps({"patients": sorted({r["patient_id"] for r in rows}), "images_sha256": images},
+                               indent=1))
+    return path
+
+
+def read_training_list(bundle_dir) -> dict | None:
+    import json
+
+    path = Path(bundle_dir) / TRAINING_LIST
+    return json.loads(path.read_text())["images_sha256"] if path.is_file() else None
+
+
+def out_of_fold_scores(bundle_dir) -> list[dict]:
+    """Each training bone of a trained bundle scored by the one fold model that did not see it.
+
+    Items come from the bundle's ``datalist.json`` (their ``fold``), through the evaluate config's
+    dataset (the same preprocessing as inference); returns ``{patient_id, image, bone, label,
+    fold, score}`` per bone.
+    """
+    import json
+
+    import torch
+
+    bundle_dir = Path(bundle_dir)
+    datalist = bundle_dir / "datalist.json"
+    items = json.loads(datalist.read_text())["training"]
+    bundle = Bundle(bundle_dir, ["inference", *TextureEnsemble._extra_configs(bundle_dir), "evaluate"],
+                    {"eval_datalist": str(datalist)})
+    network = bundle.get("network").eval()
+    columns = {Path(c).name: k + 1 for k, c in enumerate(bundle.get("checkpoints"))}
+    rows = []
+    with torch.no_grad():
+        for batch in bundle.get("dataloader"):
+            probs = network(batch["image"]).numpy()
+            for i in range(probs.shape[0]):
+                item = items[len(rows)]
+                column = columns.get(f"model_fold{item['fold']}.pt")
+                if column is None:
+                    raise InputError(bundle_dir / "models", f"no model_fold{item['fold']}.pt for out-of-fold scores")
+                rows.append({k: item[k] for k in ("patient_id", "image", "bone", "label", "fold")}
+                            | {"score": float(probs[i, column])})
+    return rows

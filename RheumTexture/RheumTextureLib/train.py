@@ -2,53 +2,111 @@
 
 The folder holds ``metacarpal_contour/`` and ``ra_bone_texture/`` (each a copy of the
 extension's bundle with its trained ``models/``), which ``rheumtexture score --bundle``
-and the Slicer module take as they are, and ``training.log`` (every iteration's loss).
+and the Slicer module take as they are, ``training.log`` (every iteration's loss) and
+``oof_scores.csv``: each training patient's out-of-fold texture score (from the fold model
+that did not see the patient), in the columns ``rheumtexture analyze`` reads.
 """
 
 from __future__ import annotations
 
+import csv
+import logging
 from pathlib import Path
 
-from RheumImagingLib.bundle import default_bundle_root
+import numpy as np
+
+from RheumImagingLib.bundle import default_bundle_root, sha256_of
+from RheumImagingLib.cohort_folder import read_cohort
 from RheumImagingLib.console import console_bars, log_file
 from RheumImagingLib.errors import InputError
 
 from .pipeline import CONTOUR_BUNDLE, TEXTURE_BUNDLE
 
+log = logging.getLogger(__name__)
+OOF_SCORES = "oof_scores.csv"
+OOF_COLUMNS = ("patient_id", "label", "age", "sex", "score", "n_images", "in_training", "qc")
+
 
 def train_bundles(cohort_csv, out_dir, config: str | None = "demo", source=None, seed: int = 0,
-                  progress=None) -> Path:
+                  pretrained_trunk=None, progress=None) -> Path:
     """Train the contour bundle and the five texture folds from ``cohort_csv``; returns ``out_dir``.
 
+    ``pretrained_trunk``: torchvision's ImageNet ResNet18 file (``resnet18-f37072fd.pth``) to start
+    the texture trunk from, as the paper does; ``config=None`` is the full (paper) config.
     The full log (every iteration) goes to ``out_dir/training.log``; ``progress(stage, fraction)``
     hears about every iteration of each stage (localiser, Curve-GCN, one per texture fold).
     """
     from .contour import train_contour_bundle
     from .datalist import build_datalist
-    from .texture import train_folds
+    from .texture import train_folds, write_training_list
 
     cohort_csv, out_dir = Path(cohort_csv), Path(out_dir)
     source = Path(source) if source else default_bundle_root()
     if out_dir.exists() and any(out_dir.iterdir()):
         raise InputError(out_dir, "output folder exists and is not empty (choose a new folder)")
+    overrides = {}
+    if pretrained_trunk:
+        pretrained_trunk = Path(pretrained_trunk).resolve()
+        if not pretrained_trunk.is_file():
+            raise InputError(pretrained_trunk, "pretrained trunk file not found (torchvision's resnet18-f37072fd.pth, "
+                                               "see monai_bundle/ra_bone_texture/large_files.yml)")
+        overrides["pretrained_trunk"] = str(pretrained_trunk)
     out_dir.mkdir(parents=True, exist_ok=True)
     with log_file(out_dir / "training.log"):
+        _log_trunk(pretrained_trunk, config)
         train_contour_bundle(source / CONTOUR_BUNDLE, cohort_csv, out_dir / CONTOUR_BUNDLE, config=config,
                              progress=progress)
         datalist = build_datalist(cohort_csv, out_dir / "texture_datalist.json", seed=seed)
-        train_folds(source / TEXTURE_BUNDLE, datalist, out_dir / TEXTURE_BUNDLE, config=config, progress=progress)
+        texture = train_folds(source / TEXTURE_BUNDLE, datalist, out_dir / TEXTURE_BUNDLE, config=config,
+                              overrides=overrides, progress=progress)
+        write_training_list(texture, cohort_csv)
+        write_oof_scores(texture, cohort_csv, out_dir / OOF_SCORES)
     return out_dir
+
+
+def _log_trunk(pretrained_trunk, config) -> None:
+    """Say in the log (and, for the paper's config, on the console) where the texture trunk starts from."""
+    if pretrained_trunk:
+        log.info("texture trunk initialised from ImageNet weights %s (sha256 %s)", pretrained_trunk,
+                 sha256_of(pretrained_trunk))
+    elif config is None:
+        log.warning("full config without --pretrained-trunk: the texture trunk trains from random weights, not from "
+                    "ImageNet weights as in the paper (give --pretrained-trunk resnet18-f37072fd.pth)")
+    else:
+        log.info("%s config: the texture trunk trains from random weights (no --pretrained-trunk)", config)
+
+
+def write_oof_scores(texture_bundle, cohort_csv, out_csv) -> Path:
+    """Per training patient: the mean over its images of the out-of-fold hand score (mean of bones)."""
+    from .texture import out_of_fold_scores
+
+    cohort = {r["patient_id"]: r for r in read_cohort(Path(cohort_csv), ("patient_id", "image", "label"))}
+    images: dict = {}
+    for row in out_of_fold_scores(texture_bundle):
+        images.setdefault(row["patient_id"], {}).setdefault(row["image"], []).append(row["score"])
+    out_csv = Path(out_csv)
+    with open(out_csv, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=OOF_COLUMNS)
+        writer.writeheader()
+        for pid, by_image in images.items():
+            hands = [np.mean(bones) for bones in by_image.values()]
+            info = cohort.get(pid, {})
+            writer.writerow({"patient_id": pid, "label": info.get("label", ""), "age": info.get("age", ""),
+                             "sex": info.get("sex", ""), "score": f"{np.mean(hands):.6f}", "n_images": len(hands),
+                             "in_training": "yes", "qc": "ok"})
+    return out_csv
 
 
 def run(args) -> int:
     bars = console_bars()
     try:
         out = train_bundles(args.cohort, args.out, config=None if args.config == "full" else args.config,
-                            source=args.source, progress=bars)
+                            source=args.source, pretrained_trunk=args.pretrained_trunk, progress=bars)
     finally:
         if bars:
             bars.close()
     print(f"trained bundles in {out} (metacarpal_contour, ra_bone_texture); full log {out / 'training.log'}\n"
+          f"out-of-fold scores of the training patients: {out / OOF_SCORES}\n"
           f"score with: rheumtexture score COHORT_FOLDER --bundle {out} --out scores.csv")
     return 0
 
@@ -61,5 +119,8 @@ def register(subparsers) -> None:
     parser.add_argument("--out", required=True, help="new folder for the trained bundles")
     parser.add_argument("--config", default="demo",
                         help="override config: demo (small, CPU minutes; default) or full (the paper's settings)")
+    parser.add_argument("--pretrained-trunk", default=None, metavar="FILE",
+                        help="torchvision's ImageNet ResNet18 weights (resnet18-f37072fd.pth) to start the texture "
+                             "trunk from, as the paper does (recommended with --config full)")
     parser.add_argument("--source", default=None, help="bundle folder to start from (default: the extension's)")
     parser.set_defaults(func=run)

@@ -37,7 +37,7 @@ def _texture_bundle(dest: Path, patch_size: int | None) -> Path:
 
     shutil.copytree(default_bundle_root() / "ra_bone_texture", dest, ignore=shutil.ignore_patterns("__pycache__"))
     if patch_size:
-        (dest / "configs" / "trained_with.json").write_text(json.dumps({"patch_size": patch_size, "no_max_pool": True}))
+        (dest / "configs" / "trained_with.json").write_text(json.dumps({"patch_size": patch_size}))
     sys.path.insert(0, str(dest))
     try:
         from scripts.deepten import DeepTEN
@@ -225,7 +225,7 @@ def training(data: dict, work: Path, log) -> Figure:
     subset.write_text("\n".join(lines[:26]) + "\n")
     build_datalist(subset, root / "datalist.json")
     bundle = Bundle(root, ["train", "demo"], {"fold": 0, "max_epochs": 4, "val_interval": 1000})
-    return training_figure(MODULE, bundle, "demo (64 px, batch 8), fold 0 of 25 phantoms", log)
+    return training_figure(MODULE, bundle, "demo (128 px, batch 8), fold 0 of 25 phantoms", log)
 
 
 def run(work: Path, log) -> list[Figure]:

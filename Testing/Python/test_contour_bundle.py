@@ -109,17 +109,41 @@ def test_contourer_traces_three_bones_from_the_distal_tip(contour_bundle_trained
         centres.append(pts[:, 0].mean())
     assert centres == sorted(centres)  # MC2 left of MC3 left of MC4
     prov = contourer.provenance()
-    assert prov["bundle_version"] == "0.1.0" and prov["checkpoints"] == ["localiser.pt", "curvegcn.pt"]
+    assert prov["bundle_version"] == json.loads((CONFIGS / "metadata.json").read_text())["version"]
+    assert prov["checkpoints"] == ["localiser.pt", "curvegcn.pt"]
     assert all(len(h) == 64 for h in prov["checkpoint_sha256"])
 
 
-def test_evaluate_config_reports_dice_and_tip_distance(contour_bundle_trained, tmp_path):
-    cohort = contour_bundle_trained / "cohort.csv"
+def test_evaluate_config_reports_dice_and_tip_distance_on_held_out_phantoms(contour_bundle_trained, tmp_path):
+    """On phantoms the bundle never saw (seed 41; it trained on seed 31), the reported Dice and tip distance
+    are recomputed here through the contourer, with the truth mask drawn by matplotlib. The tiny fixture's
+    accuracy is not asserted (the demo config's held-out figures are in docs/README.md)."""
+    from matplotlib.path import Path as MplPath
+    from PIL import Image
+
+    from RheumTextureLib.contour import MetacarpalContourer
+    from RheumTextureLib.phantom import generate_cohort
+
+    cohort = generate_cohort(tmp_path / "held_out", 2, seed=41)
     Bundle(contour_bundle_trained, ["inference", "trained_with", "evaluate"],
-           {"cohort": str(cohort), "output_dir": str(tmp_path)}).run()
-    metrics = json.loads((tmp_path / "metrics.json").read_text())
-    assert metrics["n_bones"] == 3 * (len(cohort.read_text().splitlines()) - 1)
-    assert 0.5 < metrics["mean_dice"] <= 1.0 and metrics["tip_distance_px"] >= 0
+           {"cohort": str(cohort), "output_dir": str(tmp_path / "eval")}).run()
+    metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    assert metrics["n_bones"] == 6
+    contourer = MetacarpalContourer(contour_bundle_trained, runtime="torch")
+    distances, dices = [], []
+    for png in sorted((cohort.parent / "images").glob("*.png")):
+        truth = json.loads(png.with_suffix(".json").read_text())["bones"]
+        pixels = np.asarray(Image.open(png), dtype=np.float32)
+        yy, xx = np.mgrid[: pixels.shape[0], : pixels.shape[1]]
+        centres = np.c_[xx.ravel(), yy.ravel()]
+        for bone, info in contourer.predict(pixels).items():
+            true_pts = np.asarray(truth[bone]["contour"])
+            distances.append(np.hypot(*(info["control_points"][0] - true_pts[0])))
+            true_mask = MplPath(true_pts).contains_points(centres).reshape(pixels.shape)
+            dices.append(_dice(info["mask"], true_mask))
+    assert metrics["tip_distance_px"] == pytest.approx(np.mean(distances), abs=1e-3)
+    assert metrics["max_tip_distance_px"] == pytest.approx(np.max(distances), abs=1e-3)
+    assert metrics["mean_dice"] == pytest.approx(np.mean(dices), abs=0.01)  # boundary pixels may differ
 
 
 def test_multi_gpu_train_with_torchrun_ends_with_identical_weights(tmp_path, contour_bundle_trained):

@@ -123,3 +123,17 @@ def test_curvegcn_exports_to_torchscript_with_equal_output(tmp_path):
         eager = net(x)
         assert eager.shape == (2, 3, 40, 2)
         torch.testing.assert_close(loaded(x), eager, atol=1e-5, rtol=0)
+
+
+def test_spline_sampled_loss_ignores_sliding_along_the_outline_control_point_loss_does_not():
+    """A circle's control points moved half a spacing along the circle: the same outline. Matching
+    control points sees the move (~ the chord of half a spacing), matching spline samples barely."""
+    with bundle_imports(BUNDLE):
+        from scripts.losses import StepPointMatchingLoss
+    theta = torch.arange(40, dtype=torch.float64) * (2 * np.pi / 40)
+    target = torch.stack([0.5 + 0.3 * torch.cos(theta), 0.5 + 0.3 * torch.sin(theta)], -1)[None]
+    slid = torch.stack([0.5 + 0.3 * torch.cos(theta + np.pi / 40), 0.5 + 0.3 * torch.sin(theta + np.pi / 40)], -1)
+    pred = slid[None, None].expand(1, 3, 40, 2)
+    chord = 0.3 * np.pi / 40  # half a spacing on the circle; L1 of the move averages ~ 4/pi x that
+    assert float(StepPointMatchingLoss()(pred, target)) == pytest.approx(4 / np.pi * chord, rel=0.05)
+    assert float(StepPointMatchingLoss(spline_samples=160)(pred, target)) < 0.05 * chord

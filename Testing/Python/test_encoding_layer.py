@@ -92,20 +92,3 @@ def test_initialisation_ranges_follow_pytorch_encoding(Encoding):
     s = layer.scale.detach()
     assert s.max() <= 0 and s.min() >= -1 and s.max() - s.min() > 0.5
 
-
-def test_imagenet_trunk_loads_from_a_torchvision_format_state_dict(tmp_path):
-    """torchvision's resnet18 keys (conv1, bn1, layer1..4, fc) load into the MONAI trunk; fc is skipped,
-    RGB conv1 filters are summed for the 1-channel input."""
-    from monai.networks.nets import resnet18
-
-    with bundle_imports(BUNDLE):
-        from scripts.deepten import DeepTEN, load_imagenet_trunk
-    torch.manual_seed(1)
-    rgb = resnet18(spatial_dims=2, n_input_channels=3, num_classes=1000).state_dict()
-    path = tmp_path / "resnet18-test.pth"
-    torch.save(rgb, path)
-    net = DeepTEN(in_channels=1)
-    digest = load_imagenet_trunk(net, str(path))
-    assert len(digest) == 64
-    assert torch.allclose(net.trunk.conv1.weight, rgb["conv1.weight"].sum(1, keepdim=True))
-    assert torch.equal(net.trunk.layer4[1].conv2.weight, rgb["layer4.1.conv2.weight"])

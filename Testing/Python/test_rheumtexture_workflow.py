@@ -124,4 +124,9 @@ def test_score_then_analyze_on_a_phantom_cohort(trained_bundles, small_cohort, t
     report = json.loads((tmp_path / "report" / "report.json").read_text())
     n_ra = sum(r["label"] == "1" for r in truth.values())
     assert (report["n_cases"], report["n_controls"]) == (12 * n_ra, 12 * (len(truth) - n_ra))
-    assert 0.0 <= report["auroc"]["estimate"] <= 1.0 and (tmp_path / "report" / "roc.png").stat().st_size > 0
+    # the reported AUROC is that of the scores in the table: the share of (RA, control) pairs ranked right
+    ra = [float(r["score"]) for r in rows if r["label"] == "1"]
+    controls = [float(r["score"]) for r in rows if r["label"] == "0"]
+    pairs = sum((a > c) + 0.5 * (a == c) for a in ra for c in controls) / (len(ra) * len(controls))
+    assert report["auroc"]["estimate"] == pytest.approx(pairs, abs=1e-9)
+    assert (tmp_path / "report" / "roc.png").stat().st_size > 0

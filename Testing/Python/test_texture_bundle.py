@@ -156,26 +156,44 @@ b.run(("finalize",))
     assert (tmp_path / "model_fold0.pt").is_file()
 
 
+def _fold_probabilities_by_hand(bundle_dir, image, contour, size):
+    """Each fold checkpoint in a freshly built DeepTEN on the hand-cut, hand-z-scored patch: sigmoid(logit)."""
+    with bundle_imports(bundle_dir):
+        from scripts.deepten import DeepTEN
+        from scripts.roi import cut_distal_third
+    patch = cut_distal_third(image, np.asarray(contour, float), size)
+    patch = (patch - patch.mean()) / patch.std()
+    x = torch.as_tensor(patch, dtype=torch.float32)[None, None]
+    probs = []
+    for fold in range(5):
+        net = DeepTEN(in_channels=1, D=128, K=32).eval()
+        net.load_state_dict(torch.load(Path(bundle_dir) / "models" / f"model_fold{fold}.pt", weights_only=True))
+        with torch.no_grad():
+            probs.append(float(torch.sigmoid(net(x))))
+    return probs
+
+
 def test_texture_ensemble_scores_every_bone_with_every_fold(texture_bundle_trained):
     from RheumTextureLib.phantom import render_hand
     from RheumTextureLib.texture import TextureEnsemble
 
-    ens = TextureEnsemble(texture_bundle_trained)
+    ens = TextureEnsemble(texture_bundle_trained, runtime="torch")
     assert len(ens.network.models) == 5
     img, truth = render_hand(77, 1)
     contours = {b: v["contour"] for b, v in truth["bones"].items()}
     scores = ens.score(img, contours)
     assert set(scores) == {"MC2", "MC3", "MC4"}
-    for s in scores.values():
-        assert len(s["fold_probabilities"]) == 5 and all(0 < p < 1 for p in s["fold_probabilities"])
-        assert s["score"] == pytest.approx(np.mean(s["fold_probabilities"]), abs=1e-6)
-    assert ens.hand_score(scores) == pytest.approx(np.mean([s["score"] for s in scores.values()]))
+    size = json.loads((texture_bundle_trained / "configs" / "trained_with.json").read_text())["patch_size"]
+    for bone, s in scores.items():
+        expected = _fold_probabilities_by_hand(texture_bundle_trained, img, contours[bone], size)
+        assert s["fold_probabilities"] == pytest.approx(expected, abs=1e-5)
+        assert s["score"] == pytest.approx(sum(expected) / 5, abs=1e-5)
     # one bone scored alone gives the same numbers (batching does not mix bones: eval-mode BN)
     alone = ens.score(img, {"MC3": contours["MC3"]})
     assert alone["MC3"]["score"] == pytest.approx(scores["MC3"]["score"], abs=1e-6)
     prov = ens.provenance()
-    assert prov["bundle_version"] == "0.1.0" and len(prov["checkpoint_sha256"]) == 5
-    assert all(len(h) == 64 for h in prov["checkpoint_sha256"])
+    assert prov["bundle_version"] == json.loads((CONFIGS / "metadata.json").read_text())["version"]
+    assert len(prov["checkpoint_sha256"]) == 5 and all(len(h) == 64 for h in prov["checkpoint_sha256"])
 
 
 def test_texture_ensemble_without_checkpoints_is_a_clear_error(tmp_path):
@@ -189,11 +207,38 @@ def test_texture_ensemble_without_checkpoints_is_a_clear_error(tmp_path):
         TextureEnsemble(tmp_path / "b")
 
 
-def test_evaluate_config_reports_auroc_per_bone_and_per_hand(texture_bundle_trained, texture_datalist, tmp_path):
+def _auroc_by_counting(scores, labels):
+    """Mann-Whitney: the share of (RA, control) pairs ranked right, ties counted half."""
+    pos = [s for s, y in zip(scores, labels) if y == 1]
+    neg = [s for s, y in zip(scores, labels) if y == 0]
+    return sum((p > n) + 0.5 * (p == n) for p in pos for n in neg) / (len(pos) * len(neg))
+
+
+def test_evaluate_config_reports_auroc_per_bone_and_per_hand(texture_bundle_trained, tmp_path):
+    """On held-out phantoms (seed 23; the bundle trained on seed 21), the reported AUROCs are those of the
+    ensemble's scores, recomputed here from TextureEnsemble and by pair counting."""
+    from PIL import Image
+
+    from RheumTextureLib.datalist import build_datalist
+    from RheumTextureLib.phantom import generate_cohort
+    from RheumTextureLib.texture import TextureEnsemble
+
+    cohort = generate_cohort(tmp_path / "held_out", 6, seed=23)
+    datalist = build_datalist(cohort, tmp_path / "held_out.json", n_folds=3)
     b = Bundle(texture_bundle_trained, ["inference", "trained_with", "evaluate"],
-               {"eval_datalist": str(texture_datalist), "output_dir": str(tmp_path)})
+               {"eval_datalist": str(datalist), "output_dir": str(tmp_path / "eval")})
     b.run(("run",))
-    metrics = json.loads((tmp_path / "metrics.json").read_text())
-    assert metrics["n_bones"] == 30 and metrics["n_hands"] == 10
-    assert set(metrics["auroc_bone"]) == {"MC2", "MC3", "MC4"}
-    assert 0.0 <= metrics["auroc_hand"] <= 1.0
+    metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    assert metrics["n_bones"] == 18 and metrics["n_hands"] == 6
+    ens = TextureEnsemble(texture_bundle_trained, runtime="torch")
+    bones, hands = {}, {}
+    for png in sorted((cohort.parent / "images").glob("*.png")):
+        truth = json.loads(png.with_suffix(".json").read_text())
+        scores = ens.score(np.asarray(Image.open(png), dtype=np.float32),
+                           {k: v["contour"] for k, v in truth["bones"].items()})
+        for bone, s in scores.items():
+            bones.setdefault(bone, []).append((s["score"], truth["label"]))
+        hands[png.stem] = (np.mean([s["score"] for s in scores.values()]), truth["label"])
+    for bone, pairs in bones.items():
+        assert metrics["auroc_bone"][bone] == pytest.approx(_auroc_by_counting(*zip(*pairs)), abs=1e-9), bone
+    assert metrics["auroc_hand"] == pytest.approx(_auroc_by_counting(*zip(*hands.values())), abs=1e-9)

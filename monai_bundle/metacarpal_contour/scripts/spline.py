@@ -2,8 +2,10 @@
 
 Centripetal knots (alpha = 0.5) keep the curve free of cusps and self-intersections inside a
 segment even when control points are unevenly spaced; the curve passes through every control
-point and is C1 at the joins. Written with torch so the same code serves the training loss
-(differentiable) and the Slicer module (numpy in, numpy out through ``sample_closed_spline``).
+point and is C1 at the joins. It draws the contour and the mask at inference (numpy in, numpy
+out through ``sample_closed_spline``). It is written in torch, differentiable, so that the loss
+can also be taken on points sampled along it (``StepPointMatchingLoss(spline_samples=N)``, the
+reference's choice); the shipped configs match the 40 control points instead (docs/README.md).
 """
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Deep TEN (Zhang, Xue, Dana, CVPR 2017) on a MONAI resnet18 trunk, in pure PyTorch.
+"""Deep TEN (Zhang, Xue, Dana, CVPR 2017) on a ResNet18 trunk in torchvision's layout, in pure PyTorch.
 
 Encoding layer maths (paper eq. 1-2), with PyTorch-Encoding's conventions
 (zhanghang1989/PyTorch-Encoding, encoding/nn/encoding.py, MIT; written anew here):
@@ -11,10 +11,12 @@ uniform(-1/sqrt(K*D), 1/sqrt(K*D)).
 from __future__ import annotations
 
 import math
+import os
+import re
 
 import torch
 import torch.nn.functional as F
-from monai.networks.nets import resnet18
+from monai.networks.nets import ResNet
 from torch import nn
 
 
@@ -40,18 +42,28 @@ class Encoding(nn.Module):
         return (weights.unsqueeze(-1) * residuals).sum(1)  # B, K, D
 
 
+def resnet18_trunk(in_channels: int = 1) -> ResNet:
+    """MONAI's ResNet with torchvision's resnet18 layout: conv1 7x7 stride 2, max-pool, BasicBlocks
+    [2, 2, 2, 2], 1x1 downsample convolutions without bias, so torchvision's ImageNet state dict
+    fits parameter for parameter (MONAI's ``resnet18`` defaults to conv1 stride 1 and biased
+    downsample convolutions, the 3D MedicalNet layout)."""
+    return ResNet("basic", [2, 2, 2, 2], [64, 128, 256, 512], spatial_dims=2, n_input_channels=in_channels,
+                  conv1_t_size=7, conv1_t_stride=2, no_max_pool=False, shortcut_type="B", bias_downsample=False,
+                  num_classes=1000)
+
+
 class DeepTEN(nn.Module):
-    """resnet18 trunk (to layer4) -> 1x1 conv 512->D, BN, ReLU -> Encoding -> L2 norm -> linear.
+    """ResNet18 trunk (to layer4) -> 1x1 conv 512->D, BN, ReLU -> Encoding -> L2 norm -> linear.
 
     Returns one logit per image: sigmoid(logit) is the RA probability the ensemble averages.
-    ``no_max_pool`` drops the trunk's stride-2 max-pool (output stride 16 instead of 32), so
-    small patches still give several descriptors: the CPU demo's 64 px gives 4x4; the full
-    config keeps it and uses 224 px (7x7).
+    Descriptor grid: conv1 (7x7, stride 2), the max-pool and layers 2-4 (stride 2 each) each
+    map n to ceil(n / 2), output stride 32: the paper's 224 px patch gives 7x7 = 49
+    descriptors, the CPU demo's 128 px 4x4 = 16 (96 px: 3x3, 64 px: 2x2).
     """
 
-    def __init__(self, in_channels: int = 1, D: int = 128, K: int = 32, no_max_pool: bool = False):
+    def __init__(self, in_channels: int = 1, D: int = 128, K: int = 32):
         super().__init__()
-        self.trunk = resnet18(spatial_dims=2, n_input_channels=in_channels, no_max_pool=no_max_pool, num_classes=1)
+        self.trunk = resnet18_trunk(in_channels)
         self.trunk.avgpool = nn.Identity()
         self.trunk.fc = nn.Identity()
         self.reduce = nn.Sequential(nn.Conv2d(512, D, 1, bias=False), nn.BatchNorm2d(D), nn.ReLU(inplace=True))
@@ -59,6 +71,7 @@ class DeepTEN(nn.Module):
         self.classifier = nn.Linear(K * D, 1)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
+        """The layer4 map (B, 512, H/32, W/32): the trunk's forward without pooling and fc."""
         t = self.trunk
         x = t.maxpool(t.act(t.bn1(t.conv1(x))))
         return t.layer4(t.layer3(t.layer2(t.layer1(x))))
@@ -80,22 +93,44 @@ def param_groups(net: nn.Module, lr: float, head_lr_factor: float = 10.0) -> lis
 
 
 def load_imagenet_trunk(net: DeepTEN, path: str) -> str:
-    """Load torchvision's ImageNet resnet18 state dict into the trunk (fc skipped).
+    """Load torchvision's ImageNet resnet18 file (``resnet18-f37072fd.pth``) into the trunk.
 
-    For a 1-channel input the RGB filters of conv1 are summed, so a gray image equal in all
-    three channels gives the same response. Returns the file's sha256.
+    The file is a plain state dict with torchvision's names (``conv1.weight``, ``bn1.*``,
+    ``layer1.0.conv1.weight``, ..., ``layer2.0.downsample.0.weight``, ``fc.*``), which are the
+    trunk's names too; ``fc`` is skipped and BatchNorm ``num_batches_tracked`` may be absent
+    (older torchvision files lack it). For a 1-channel input the RGB filters of conv1 are summed,
+    so a gray image equal in all three channels gives the same response. Returns the file's sha256.
+
+    As torchvision's ``load_state_dict_from_url(check_hash=True)``, a name ``<name>-<hex>.<ext>``
+    promises that the file's sha256 starts with ``<hex>``: a corrupt or partial download is refused.
     """
     from RheumImagingLib.bundle import sha256_of
     from RheumImagingLib.errors import InputError
 
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    state = {k: v for k, v in state.items() if not k.startswith("fc.")}
-    conv1 = state.get("conv1.weight")
-    if conv1 is None:
+    digest = sha256_of(path) if os.path.isfile(path) else ""
+    prefix = re.search(r"-([a-f0-9]+)\.", os.path.basename(path))  # torchvision's HASH_REGEX
+    if digest and prefix and not digest.startswith(prefix.group(1)):
+        raise InputError(path, f"sha256 {digest[:12]}... does not start with {prefix.group(1)} as the file name "
+                               "says (corrupt or incomplete download?)")
+
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise InputError(path, "pretrained trunk file not found") from None
+    except Exception as exc:
+        raise InputError(path, f"not a PyTorch state dict ({exc.__class__.__name__})") from None
+    if not isinstance(state, dict) or "conv1.weight" not in state:
         raise InputError(path, "not a torchvision resnet18 state dict (conv1.weight missing)")
-    if net.trunk.conv1.weight.shape[1] != conv1.shape[1]:
+    state = {k: v for k, v in state.items() if not k.startswith("fc.")}
+    trunk = net.trunk.state_dict()
+    conv1 = state["conv1.weight"]
+    if conv1.dim() == 4 and conv1.shape[1] != trunk["conv1.weight"].shape[1]:
         state["conv1.weight"] = conv1.sum(1, keepdim=True)
-    missing, unexpected = net.trunk.load_state_dict(state, strict=False)
-    if unexpected or [k for k in missing if not k.startswith("fc.")]:
-        raise InputError(path, f"weights do not fit the resnet18 trunk (missing {missing[:3]}, unexpected {unexpected[:3]})")
-    return sha256_of(path)
+    unexpected = sorted(set(state) - set(trunk))
+    missing = sorted(k for k in set(trunk) - set(state) if not k.endswith("num_batches_tracked"))
+    wrong = sorted(k for k in set(state) & set(trunk) if state[k].shape != trunk[k].shape)
+    if unexpected or missing or wrong:
+        raise InputError(path, "weights do not fit the resnet18 trunk "
+                               f"(missing {missing[:3]}, unexpected {unexpected[:3]}, wrong shape {wrong[:3]})")
+    net.trunk.load_state_dict(state, strict=False)
+    return digest
