@@ -297,6 +297,7 @@ class SjogrenUSTest(ScriptedLoadableModuleTest):
 
         lib = SjogrenUSLogic().lib
         lib.segmenter = TruthSegmenter()
+        lib.set_system("phantom_grading")  # the grading the phantom glands are rendered to: 4 + 2 + 3 + 0
         volumes = {site: volume_from_array(slicer.mrmlScene, px, t["spacing_mm"], site, "US region")
                    for site, (px, _, t) in images.items()}
         table = lib.process_patient(volumes, "PHANTOM")
