@@ -269,3 +269,19 @@ def test_sjogren_score_then_analyze_with_a_failed_gland_image(us_segmentation_tr
     assert f["given"]["patients"] == 4
     assert f["measurement"]["images_unreadable"] == 1 and f["measurement"]["sites_missing"]["parotid_left"] >= 1
     assert f["analysed"]["0-16"]["patients"] == 4 - rep["excluded"]["0-16"] <= 3
+
+
+def test_ra_unknown_training_status_is_analysed_but_known_training_patients_are_not(tmp_path):
+    """A bundle without a training list leaves in_training empty (unknown): those rows are analysed;
+    rows known to be training patients are still left out unless --include-training."""
+    df = _ra_cohort(n=30)
+    training = df.patient_id.str[-3:].astype(int) < 10
+    df["in_training"] = np.where(training, "yes", "")
+    path = _write(tmp_path, df)
+    assert rheumtexture(["analyze", str(path), "--out", str(tmp_path / "r"), "--bootstrap", "50"]) == 0
+    rep = json.loads((tmp_path / "r" / "report.json").read_text())
+    assert rep["n_cases"] + rep["n_controls"] == 40 and "not known to be in the training set" in rep["analysed_patients"]
+    df["in_training"] = ""
+    _write(tmp_path, df)
+    assert rheumtexture(["analyze", str(path), "--out", str(tmp_path / "u"), "--bootstrap", "50"]) == 0
+    assert json.loads((tmp_path / "u" / "report.json").read_text())["n_cases"] == 30

@@ -3,6 +3,8 @@ RGB volumes, and which bundles a cleared bundle field means."""
 
 from __future__ import annotations
 
+import json
+
 from pathlib import Path
 
 import numpy as np
@@ -18,11 +20,14 @@ from RheumTextureLib.phantom import render_hand
 class _FrameOnlyScorer:
     """The ensemble's distal-third geometry without its networks (the ROI needs nothing else)."""
 
-    def distal_third_frame(self, control_points):
-        with bundle_imports(default_bundle_root() / "ra_bone_texture"):
-            from scripts.roi import distal_third_frame
+    def distal_third_frame(self, control_points, spacing_mm=None):
+        root = default_bundle_root() / "ra_bone_texture"
+        config = json.loads((root / "configs" / "inference.json").read_text())
+        with bundle_imports(root):
+            from scripts.roi import patch_frame
 
-            return distal_third_frame(np.asarray(control_points, dtype=float))
+            return patch_frame(np.asarray(control_points, dtype=float), config["patch_size"], spacing_mm=spacing_mm,
+                               patch_spacing_mm=config["patch_spacing_mm"])
 
 
 def test_roi_centre_lies_in_the_bones_distal_third(scene):

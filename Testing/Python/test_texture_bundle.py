@@ -156,12 +156,13 @@ b.run(("finalize",))
     assert (tmp_path / "model_fold0.pt").is_file()
 
 
-def _fold_probabilities_by_hand(bundle_dir, image, contour, size):
+def _fold_probabilities_by_hand(bundle_dir, image, contour, trained_with, spacing_mm):
     """Each fold checkpoint in a freshly built DeepTEN on the hand-cut, hand-z-scored patch: sigmoid(logit)."""
     with bundle_imports(bundle_dir):
         from scripts.deepten import DeepTEN
         from scripts.roi import cut_distal_third
-    patch = cut_distal_third(image, np.asarray(contour, float), size)
+    patch = cut_distal_third(image, np.asarray(contour, float), trained_with["patch_size"], spacing_mm=spacing_mm,
+                             patch_spacing_mm=trained_with["patch_spacing_mm"])
     patch = (patch - patch.mean()) / patch.std()
     x = torch.as_tensor(patch, dtype=torch.float32)[None, None]
     probs = []
@@ -181,15 +182,16 @@ def test_texture_ensemble_scores_every_bone_with_every_fold(texture_bundle_train
     assert len(ens.network.models) == 5
     img, truth = render_hand(77, 1)
     contours = {b: v["contour"] for b, v in truth["bones"].items()}
-    scores = ens.score(img, contours)
+    scores = ens.score(img, contours, truth["pixel_spacing_mm"])
     assert set(scores) == {"MC2", "MC3", "MC4"}
-    size = json.loads((texture_bundle_trained / "configs" / "trained_with.json").read_text())["patch_size"]
+    trained_with = json.loads((texture_bundle_trained / "configs" / "trained_with.json").read_text())
     for bone, s in scores.items():
-        expected = _fold_probabilities_by_hand(texture_bundle_trained, img, contours[bone], size)
+        expected = _fold_probabilities_by_hand(texture_bundle_trained, img, contours[bone], trained_with,
+                                               truth["pixel_spacing_mm"])
         assert s["fold_probabilities"] == pytest.approx(expected, abs=1e-5)
         assert s["score"] == pytest.approx(sum(expected) / 5, abs=1e-5)
     # one bone scored alone gives the same numbers (batching does not mix bones: eval-mode BN)
-    alone = ens.score(img, {"MC3": contours["MC3"]})
+    alone = ens.score(img, {"MC3": contours["MC3"]}, truth["pixel_spacing_mm"])
     assert alone["MC3"]["score"] == pytest.approx(scores["MC3"]["score"], abs=1e-6)
     prov = ens.provenance()
     assert prov["bundle_version"] == json.loads((CONFIGS / "metadata.json").read_text())["version"]
@@ -235,7 +237,7 @@ def test_evaluate_config_reports_auroc_per_bone_and_per_hand(texture_bundle_trai
     for png in sorted((cohort.parent / "images").glob("*.png")):
         truth = json.loads(png.with_suffix(".json").read_text())
         scores = ens.score(np.asarray(Image.open(png), dtype=np.float32),
-                           {k: v["contour"] for k, v in truth["bones"].items()})
+                           {k: v["contour"] for k, v in truth["bones"].items()}, truth["pixel_spacing_mm"])
         for bone, s in scores.items():
             bones.setdefault(bone, []).append((s["score"], truth["label"]))
         hands[png.stem] = (np.mean([s["score"] for s in scores.values()]), truth["label"])

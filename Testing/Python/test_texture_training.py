@@ -77,8 +77,9 @@ def test_oof_scores_come_from_the_fold_model_that_did_not_see_the_patient(textur
         assert (row["label"], row["age"], row["sex"]) == (truth[pid]["label"], truth[pid]["age"], truth[pid]["sex"])
         assert (row["in_training"], row["qc"], row["n_images"]) == ("yes", "ok", "1")
         pixels = np.asarray(Image.open(image.with_suffix(".png")), dtype=np.float32)
-        bones = json.loads(image.with_suffix(".json").read_text())["bones"]
-        scores = ensemble.score(pixels, {b: v["contour"] for b, v in bones.items()})
+        truth_json = json.loads(image.with_suffix(".json").read_text())
+        scores = ensemble.score(pixels, {b: v["contour"] for b, v in truth_json["bones"].items()},
+                                truth_json["pixel_spacing_mm"])
         per_fold = np.mean([s["fold_probabilities"] for s in scores.values()], axis=0)
         assert float(row["score"]) == pytest.approx(per_fold[folds[pid]], abs=1e-5)
         other_fold_differs += abs(per_fold[(folds[pid] + 1) % 5] - per_fold[folds[pid]]) > 1e-6

@@ -4,7 +4,7 @@ Both ``analyze`` commands screen a scores table the same way (contract in the pr
 
 * ``qc`` column (optional): rows whose value is not ``ok`` are left out; ``;``-separated reasons are counted
   one by one (a row with two reasons counts under both). An empty cell counts as "qc not recorded".
-* ``in_training`` column (optional, ``yes``/``no``): patients whose score came from a network that saw them
+* ``in_training`` column (optional, ``yes``/``no``/empty for unknown): patients whose score came from a network that saw them
   (yes) are not analysed together with new patients (no) unless ``include_training`` is set. When both are
   present, only the new patients are analysed and the training patients are counted as left out.
 * Neither column: every row is analysed, as before.
@@ -20,7 +20,7 @@ import pandas as pd
 from ..errors import InputError
 
 QC_OK = "ok"
-IN_TRAINING = ("yes", "no")
+IN_TRAINING = ("yes", "no", "")  # empty: unknown (the bundle records no training list)
 
 
 def screen(rows: pd.DataFrame, path, include_training: bool = False) -> tuple[pd.DataFrame, dict]:
@@ -39,26 +39,32 @@ def screen(rows: pd.DataFrame, path, include_training: bool = False) -> tuple[pd
         _exclude(flow, "QC-flagged (qc is not 'ok')", rows, keep, flagged)
         keep &= ~flagged
     if "in_training" in rows.columns:
-        value = rows["in_training"].astype(str).str.strip().str.lower()
+        value = rows["in_training"].fillna("").astype(str).str.strip().str.lower()
         bad = ~value.isin(IN_TRAINING)
         if bad.any():
             i = int(bad.to_numpy().nonzero()[0][0])
-            raise InputError(path, f"column 'in_training', row {i + 1}: {rows['in_training'].iloc[i]!r} is not yes or no")
+            raise InputError(path, f"column 'in_training', row {i + 1}: {rows['in_training'].iloc[i]!r} is not yes, "
+                                   "no or empty (unknown)")
         present = set(value[keep])
         training = value == "yes"
-        if present == {"yes", "no"} and not include_training:
+        if "yes" in present and len(present) > 1 and not include_training:
             _exclude(flow, "in the network's training set (in_training = yes; --include-training analyses them too)",
                      rows, keep, training)
             keep &= ~training
-            analysed = "new patients only (in_training = no); training patients left out"
-        elif present == {"yes", "no"}:
+            analysed = ("new patients only (in_training = no); training patients left out" if "" not in present else
+                        "patients not known to be in the training set (in_training = no or unknown); training patients "
+                        "left out")
+        elif "yes" in present and len(present) > 1:
             analysed = "training and new patients together (--include-training): scores of training patients are optimistic"
         elif present == {"yes"}:
             analysed = ("training patients only (in_training = yes): optimistic unless these are out-of-fold scores "
                         "(oof_scores.csv from 'rheumtexture train')")
-        else:
+        elif present == {"no"}:
             analysed = "new patients only (in_training = no)"
-        flow["in_training"] = {"analysed": analysed, "rows_yes": int(training.sum()), "rows_no": int((~training).sum())}
+        else:
+            analysed = "training status unknown for some patients (a bundle that records no training list)"
+        flow["in_training"] = {"analysed": analysed, "rows_yes": int(training.sum()), "rows_no": int((value == "no").sum()),
+                               "rows_unknown": int((value == "").sum())}
     return rows[keep].copy(), flow
 
 
