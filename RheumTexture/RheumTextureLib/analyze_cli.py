@@ -133,6 +133,8 @@ def _run(args) -> int:
     for key in ("odds_ratio", "odds_ratio_per_0_1"):
         if result[key]["estimate"] is None:
             print(f"rheumtexture analyze: note: {key} not estimable: {result[key]['unavailable']}", file=sys.stderr)
+        for note in result[key].get("notes", []):
+            print(f"rheumtexture analyze: note: {key}: {note}", file=sys.stderr)
     ci = result["auroc"]["ci95"]
     ci_text = f"95% CI {ci[0]:.3f}-{ci[1]:.3f}, DeLong" if ci else "no CI: " + str(result["auroc"].get("undefined"))
     print(f"AUROC {result['auroc']['estimate']:.3f} ({ci_text}) on {result['n_cases']} RA "

@@ -2,7 +2,8 @@
 
 Events per variable (EPV) = the rarer outcome's count divided by the number of slopes. Below
 ``MIN_EPV`` (5) the fit is refused: such estimates are badly biased (Vittinghoff & McCulloch 2007);
-below ``WARN_EPV`` (10, Peduzzi et al. 1996) a warning is issued and recorded in the result.
+below ``WARN_EPV`` (10, Peduzzi et al. 1996) a note is recorded in the result (the reports and the
+command line show it; no Python warning, which would print a raw traceback-style line).
 """
 
 from __future__ import annotations
@@ -40,9 +41,7 @@ def fit_logit(y, X: pd.DataFrame, min_epv: float = MIN_EPV) -> dict:
     if epv < min_epv:
         raise ModelError(f"too few events per variable: {events} events for {slopes} terms (EPV {epv:.1f} < {min_epv:g})")
     if epv < WARN_EPV:
-        msg = f"low events per variable: EPV {epv:.1f} < {WARN_EPV:g}; odds ratios may be biased"
-        warnings.warn(msg, stacklevel=2)
-        notes.append(msg)
+        notes.append(f"low events per variable: EPV {epv:.1f} < {WARN_EPV:g}; odds ratios may be biased")
     design = sm.add_constant(X.astype(float), has_constant="add")
     with warnings.catch_warnings():
         warnings.simplefilter("error", PerfectSeparationWarning)
