@@ -140,11 +140,15 @@ def _markups_curves(path: Path):
     markups = doc.get("markups")
     if not isinstance(markups, list):
         raise InputError(path, "the markups file holds no 'markups' list")
-    found = 0
-    for k, markup in enumerate(markups):
-        if not isinstance(markup, dict) or markup.get("type") not in _CURVE_TYPES:
-            continue
+    curves = [m for m in markups if isinstance(m, dict) and m.get("type") in _CURVE_TYPES]
+    if not curves:
+        raise InputError(path, "holds no curve (markups of type ClosedCurve or Curve)")
+    for k, markup in enumerate(curves):
         name = str(markup.get("name") or "").strip()
+        if not name and len(curves) == 1:  # Slicer writes no name (vtkMRMLMarkupsJsonStorageNode.cxx v5.8.1
+            name = _stem(path)              # line 980-983 commented out); it names the node after the file
+        elif not name:
+            raise InputError(path, f"curve {k + 1} of {len(curves)} has no name (name each, e.g. MC2, MC3, MC4)")
         system = str(markup.get("coordinateSystem", "LPS")).upper()
         if system not in ("LPS", "RAS"):
             raise InputError(path, f"curve {name or k!r} has coordinateSystem {system!r} (LPS or RAS)")
@@ -165,10 +169,15 @@ def _markups_curves(path: Path):
         ras = np.asarray(points) * _UNITS_MM[units]
         if system == "LPS":
             ras[:, :2] *= -1
-        found += 1
         yield name, ras
-    if not found:
-        raise InputError(path, "holds no curve (markups of type ClosedCurve or Curve)")
+
+
+def _stem(path: Path) -> str:
+    name = path.name
+    for suffix in (".mrk.json", ".json"):
+        if name.lower().endswith(suffix):
+            return name[: -len(suffix)]
+    return path.stem
 
 
 def _check_inside(path: Path, name: str, xy: np.ndarray, geometry: ImageGeometry) -> None:
