@@ -61,14 +61,17 @@ class ImageGeometry:
     def of_volume(cls, volume_node) -> "ImageGeometry":
         """The geometry of a single-slice volume node; the spacing of an uncalibrated volume that is not
         1 mm was set by the user (Volumes module) and counts as user-given."""
-        from .imageio import is_calibrated
+        from .imageio import ATTR, is_calibrated
 
         image = volume_node.GetImageData()
         if image is None:
             raise InputError(volume_node.GetName(), "the volume has no image data")
         cols, rows, _ = image.GetDimensions()
         col_mm, row_mm, _ = volume_node.GetSpacing()
-        if is_calibrated(volume_node):
+        calibration = volume_node.GetAttribute(ATTR + "Calibration") or ""
+        if calibration.startswith(SPACING_USER):
+            source = SPACING_USER
+        elif is_calibrated(volume_node):
             source = SPACING_CALIBRATED
         else:
             source = SPACING_NONE if np.allclose((row_mm, col_mm), 1.0) else SPACING_USER
@@ -94,6 +97,44 @@ class ImageGeometry:
         ras = np.asarray(ras, dtype=np.float64).reshape(-1, 3)
         row_mm, col_mm = self.spacing_mm
         return np.column_stack([-ras[:, 0] / col_mm, -ras[:, 1] / row_mm])
+
+
+def measuring_spacing(image, pixel_spacing_mm: float | None = None) -> tuple[tuple[float, float] | None, str]:
+    """The (row, col) spacing to measure an image in, and its source for the output rows: the
+    calibration ("calibrated"), else the user's mm per pixel ("user-given"), else (None, "none"): no mm."""
+    geometry = ImageGeometry.of_image(image, pixel_spacing_mm)
+    if geometry.spacing_source == SPACING_NONE:
+        return None, "none"
+    return geometry.spacing_mm, geometry.spacing_source
+
+
+def spacing_option(text: str) -> float:
+    """argparse type of ``--pixel-spacing MM``: the error says what is wrong."""
+    import argparse
+
+    try:
+        return checked_spacing(text)
+    except InputError as exc:
+        raise argparse.ArgumentTypeError(exc.reason) from None
+
+
+def set_user_spacing(volume_node, pixel_spacing_mm: float) -> bool:
+    """Give a volume without calibration the user's mm per pixel (recorded as user-given in its
+    ``RheumImaging.Calibration`` provenance); a calibrated volume keeps its own. True when applied."""
+    from .imageio import ATTR, is_calibrated
+
+    if is_calibrated(volume_node):
+        return False
+    mm = checked_spacing(pixel_spacing_mm, volume_node.GetName())
+    volume_node.SetSpacing(mm, mm, volume_node.GetSpacing()[2])
+    volume_node.SetAttribute(ATTR + "Calibration", f"{SPACING_USER}: {mm:g} mm per pixel")
+    return True
+
+
+def spacing_source_of(volume_node) -> str:
+    """"calibrated", "user-given" or "none" (the output rows' ``spacing_source``) of a volume."""
+    source = ImageGeometry.of_volume(volume_node).spacing_source
+    return "none" if source == SPACING_NONE else source
 
 
 def checked_spacing(value, where=None) -> float:
