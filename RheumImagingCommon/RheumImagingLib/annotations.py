@@ -316,15 +316,9 @@ def _segmentation_masks(path: Path, geometry: ImageGeometry, names) -> dict[str,
     import slicer
     import vtk
 
-    from .scene import new_scene
+    from .scene import read_node
 
-    scene = new_scene()
-    node = scene.AddNewNodeByClass("vtkMRMLSegmentationNode")
-    storage = slicer.vtkMRMLSegmentationStorageNode()
-    scene.AddNode(storage)
-    storage.SetFileName(str(path))
-    if not storage.ReadData(node):
-        raise InputError(path, "Slicer could not read this segmentation file")
+    node = read_node(path, "vtkMRMLSegmentationNode", "vtkMRMLSegmentationStorageNode", "segmentation file")
     segmentation = node.GetSegmentation()
     labelmap_name = slicer.vtkSegmentationConverter.GetSegmentationBinaryLabelmapRepresentationName()
     found = [segmentation.GetNthSegment(i).GetName() for i in range(segmentation.GetNumberOfSegments())]
@@ -348,20 +342,14 @@ def _segmentation_masks(path: Path, geometry: ImageGeometry, names) -> dict[str,
 
 
 def _labelmap_masks(path: Path, geometry: ImageGeometry, names) -> dict[str, np.ndarray]:
-    import slicer
     import vtk
 
-    from .scene import new_scene
+    from .scene import read_node
 
-    scene = new_scene()
-    node = scene.AddNewNodeByClass("vtkMRMLLabelMapVolumeNode")
-    storage = slicer.vtkMRMLVolumeArchetypeStorageNode()
-    scene.AddNode(storage)
-    storage.SetFileName(str(path))
-    storage.SetSingleFile(True)
-    if not storage.ReadData(node) or node.GetImageData() is None:
-        raise InputError(path, "Slicer could not read this labelmap file")
+    node = read_node(path, "vtkMRMLLabelMapVolumeNode", "vtkMRMLVolumeArchetypeStorageNode", "labelmap file")
     image = node.GetImageData()
+    if image is None:
+        raise InputError(path, "Slicer could not read this labelmap file")
     matrix = vtk.vtkMatrix4x4()
     node.GetIJKToRASMatrix(matrix)
     labels = _sample(path, _vtk_array(image), image.GetExtent(), _numpy(matrix), geometry)

@@ -59,18 +59,11 @@ def read_image(path: str | os.PathLike, frame: int | None = None) -> LoadedImage
 def _read_nrrd(path: Path) -> LoadedImage:
     """A single-slice NRRD volume, as "Add to training cohort" writes an image that has no file of its own
     (RheumImagingLib.training_cohort): its spacing is the volume's calibration; 1 mm means none."""
-    import slicer
+    from .scene import read_node
 
-    from .scene import new_scene
-
-    scene = new_scene()
-    node = scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode")
-    storage = slicer.vtkMRMLVolumeArchetypeStorageNode()
-    scene.AddNode(storage)
-    storage.SetFileName(str(path))
-    storage.SetSingleFile(True)
-    if not storage.ReadData(node) or node.GetImageData() is None:
-        raise InputError(path, "not a readable NRRD image")
+    node = read_node(path, "vtkMRMLScalarVolumeNode", "vtkMRMLVolumeArchetypeStorageNode", "NRRD image")
+    if node.GetImageData() is None:
+        raise InputError(path, "Slicer could not read this NRRD image")
     if node.GetImageData().GetDimensions()[2] != 1:
         raise InputError(path, f"a 3-D NRRD volume ({node.GetImageData().GetDimensions()}); give a 2-D image")
     pixels = array_from_volume(node).astype(np.float32)
