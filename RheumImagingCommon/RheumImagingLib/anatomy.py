@@ -36,7 +36,8 @@ def annotation_column(site: str) -> str:
 # SCT 272673000 lines 294-300; category "Morphologically Altered Structure" SCT 49755003 line 343 with type
 # "Inflammation" SCT 23583003 lines 452-456; category "Anatomical Structure" SCT 123037004 line 1135 with
 # type "Salivary gland" SCT 385294005 lines 9051-9057) and AnatomicRegionAndModifier-DICOM-Master.json
-# (context name line 2; "Hand" SCT 85562004 line 4633). The serialisation is Slicer's: vtkSlicerTerminologiesModuleLogic::SerializeTerminologyEntry
+# (context name line 2; "Hand" SCT 85562004 line 4633). The serialisation is Slicer's:
+# vtkSlicerTerminologiesModuleLogic::SerializeTerminologyEntry
 # (Modules/Loadable/Terminologies/Logic/vtkSlicerTerminologiesModuleLogic.cxx v5.8.1 lines 2053-2073).
 # Nearest real codes where the list has no exact one (never invented):
 # - a metacarpal: "Bone" with anatomic region "Hand" (the list has no metacarpal code);

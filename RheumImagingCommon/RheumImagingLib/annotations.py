@@ -383,7 +383,8 @@ def _by_value(path: Path, labels: np.ndarray, names) -> dict[str, np.ndarray]:
 
 def _at_least_one(path: Path, masks: dict, names, found) -> dict[str, np.ndarray]:
     if not any(m.any() for m in masks.values()):
-        raise InputError(path, f"holds none of {', '.join(names)} (it holds: {', '.join(map(str, found)) or 'nothing'})")
+        holds = ", ".join(map(str, found)) or "nothing"
+        raise InputError(path, f"holds none of {', '.join(names)} (it holds: {holds})")
     return masks
 
 

@@ -87,7 +87,7 @@ def add_ultrasound(cohort_dir, *, volume_node, segmentation_node, patient_id: st
         image, geometry, spacing = _image_cell(cohort_dir, volume_node, stem, file_for_instance, created)
         created.append(write_segmentation(annotation, masks, geometry))
         if row is None:
-            row = {c: "" for c in header}
+            row = dict.fromkeys(header, "")
             row["patient_id"] = patient_id
             rows.append(row)
         row.update({image_col: _relative(cohort_dir, image), annotation_col: _relative(cohort_dir, annotation)})

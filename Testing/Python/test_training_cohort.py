@@ -79,8 +79,8 @@ def test_a_control_point_moved_by_hand_is_what_add_hand_writes(hand_phantoms, tm
     assert all(np.allclose(written[b], expected[b], atol=1e-3) for b in BONES)
 
 
-def test_existing_annotation_never_overwritten_and_table_replaced_atomically(hand_phantoms, tmp_path, scene,
-                                                                              monkeypatch):
+def test_existing_annotation_never_overwritten_and_table_replaced_atomically(
+        hand_phantoms, tmp_path, scene, monkeypatch):
     cohort = tmp_path / "cohort"
     volume = load_volume(scene, hand_phantoms / "RA0001.dcm")
     curves = _slicer_curves(scene, hand_phantoms / "RA0001.mrk.json")
