@@ -17,9 +17,6 @@ GLAND_SITES = SITES[1:]
 US_LABELS = {1: "epithelium", 2: "submucosa", 3: "parenchyma", 4: "focus"}
 US_SEGMENTS = tuple(US_LABELS[k] for k in sorted(US_LABELS))
 
-#: Plain labelmap value k is ``names[k - 1]`` for these name tuples.
-LABELMAP_NAMES = {"hand": BONES, "ultrasound": US_SEGMENTS}
-
 
 def image_column(site: str) -> str:
     return f"{site}_image"
