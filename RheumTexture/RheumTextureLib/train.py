@@ -24,6 +24,7 @@ from .pipeline import CONTOUR_BUNDLE, TEXTURE_BUNDLE
 
 log = logging.getLogger(__name__)
 OOF_SCORES = "oof_scores.csv"
+PREPARED = "prepared"  # each training image decoded once, shared by both bundles (annotations.prepare_image)
 OOF_COLUMNS = ("patient_id", "label", "age", "sex", "score", "n_images", "in_training", "qc")
 
 
@@ -55,7 +56,7 @@ def train_bundles(cohort_csv, out_dir, config: str | None = "demo", source=None,
     with log_file(out_dir / "training.log"):
         _log_trunk(pretrained_trunk, config)
         train_contour_bundle(source / CONTOUR_BUNDLE, cohort_csv, out_dir / CONTOUR_BUNDLE, config=config,
-                             progress=progress)
+                             progress=progress, prepared_dir=out_dir / PREPARED)
         datalist = build_datalist(cohort_csv, out_dir / "texture_datalist.json", seed=seed)
         texture = train_folds(source / TEXTURE_BUNDLE, datalist, out_dir / TEXTURE_BUNDLE, config=config,
                               overrides=overrides, progress=progress)
