@@ -129,8 +129,8 @@ def build_datalist(cohort_csv, out_json, prepared_dir, section: str = "training"
     items = []
     for i, row in enumerate(read_cohort(cohort_csv, ("patient_id", "image", "annotation"))):
         paths = annotation_paths(cohort_csv, i, row, "annotation")
-        image = row_file(cohort_csv, i, row, "image")
-        if not paths or image is None:
+        image = row_file(cohort_csv, i, row, "image") if paths else None
+        if image is None:
             continue
         prepared, geometry = prepare_image(image, prepared_dir, row_spacing(row, cohort_csv, i))
         outlines = read_outlines(paths, geometry)
