@@ -64,7 +64,9 @@ def test_points_start_at_the_distal_tip_in_the_same_order(geometry):
     theta = np.arange(40) * 2 * np.pi / 40
     ring = np.stack([50 - 10 * np.sin(theta), 50 - 30 * np.cos(theta)], -1)  # point 0 at the top
     shifted = np.roll(ring, 7, axis=0)
-    assert np.allclose(geometry.from_distal_tip(shifted), ring)
+    with bundle_imports(BUNDLE):
+        from scripts.contours import from_distal_tip
+    assert np.allclose(from_distal_tip(shifted), ring)
 
 
 def test_training_refuses_a_non_empty_output_and_a_cohort_without_annotations(tmp_path):
@@ -99,7 +101,7 @@ def test_contourer_traces_three_bones_from_the_distal_tip(contour_bundle_trained
     for bone, info in result.items():
         pts, true_pts = info["control_points"], np.asarray(truth["bones"][bone]["contour"])
         assert pts.shape == (40, 2) and info["mask"].shape == pixels.shape and info["contour"].shape[1] == 2
-        assert pts[0, 1] == pts[:, 1].min()  # point 0 is the top (distal) point
+        assert pts[0, 1] - pts[:, 1].min() < 0.05 * (pts[:, 1].max() - pts[:, 1].min())  # point 0 is at the top
         length = true_pts[:, 1].max() - true_pts[:, 1].min()
         # tiny 6-phantom fixture: near the top; the demo config's tip distance is in docs/README.md
         assert abs(pts[0, 1] - true_pts[0, 1]) < 0.3 * length

@@ -50,17 +50,22 @@ def test_bundle_code_imports_nothing_of_the_extension():
         assert "RheumImagingLib" not in text and "RheumTextureLib" not in text, path
 
 
-def test_outlines_resample_to_40_points_from_the_top_counter_clockwise(scripts):
-    """A circle of radius 20 at (50, 60), drawn clockwise on screen from its rightmost point with 203 points:
-    the network's points start at the top (50, 40), run counter-clockwise on screen (the next point is left of
-    the tip) and are 2*20*sin(pi/40) apart (chords of equal arcs)."""
-    theta = np.linspace(0, 2 * np.pi, 203, endpoint=False)
-    drawn = np.c_[50 + 20 * np.cos(theta), 60 + 20 * np.sin(theta)]  # y down: increasing theta is clockwise
+def test_outlines_resample_to_40_points_from_the_distal_tip_counter_clockwise(scripts):
+    """An ellipse (semi-axes 10 and 30 px) centred at (50, 60), its long axis tilted 10 degrees from vertical, drawn
+    clockwise on screen from an arbitrary point with 203 points: the network's points start where the long axis
+    leaves it at the top, centre + 30 * (sin 10, -cos 10), run counter-clockwise on screen (the next point is left
+    of the tip) and are equally spaced along the outline."""
+    tilt = np.radians(10)
+    theta = np.linspace(0, 2 * np.pi, 203, endpoint=False) + 0.3
+    x, y = 10 * np.cos(theta), 30 * np.sin(theta)  # y down: increasing theta is clockwise on screen
+    drawn = np.c_[50 + x * np.cos(tilt) - y * np.sin(tilt), 60 + x * np.sin(tilt) + y * np.cos(tilt)]
     points = scripts["contours"].to_network_points(drawn)
     assert points.shape == (40, 2)
-    assert points[0] == pytest.approx([50, 40], abs=0.31)  # the drawn polygon's top vertex: 0.62 px apart
+    assert points[0] == pytest.approx([50 + 30 * np.sin(tilt), 60 - 30 * np.cos(tilt)], abs=0.05)
     assert points[1, 0] < points[0, 0]
-    assert np.hypot(*np.diff(points, axis=0).T) == pytest.approx(2 * 20 * np.sin(np.pi / 40), rel=0.01)
+    assert scripts["contours"].signed_area(points) < 0
+    chords = np.hypot(*np.diff(np.r_[points, points[:1]], axis=0).T)
+    assert chords == pytest.approx(chords.mean(), rel=0.03)  # chords of equal arcs, a little shorter where curved
 
 
 def test_any_start_and_orientation_give_the_phantom_truth(scripts):
@@ -176,3 +181,48 @@ def test_network_input_is_identical_at_training_and_scoring(contour_bundle_train
         at_scoring = contourer.network_input(read_image(source).pixels)
         assert torch.equal(torch.as_tensor(np.asarray(localiser_input)), at_scoring["image"]), source.name
         assert torch.equal(torch.as_tensor(np.asarray(crop_source)), at_scoring["image_full"]), source.name
+
+
+def test_contours_train_from_dicom_and_markups_without_any_png(contour_bundle_trained):
+    """The session's trained fixture came from a phantom cohort written without PNGs (DICOM + .mrk.json)."""
+    phantoms = contour_bundle_trained.parent / "phantoms"
+    assert list(phantoms.rglob("*.dcm")) and not list(phantoms.rglob("*.png"))
+    items = json.loads((contour_bundle_trained / "datalist.json").read_text())["training"]
+    assert len(items) == 6 and all(item["image"].endswith(".npy") for item in items)
+    assert {p.name for p in (contour_bundle_trained / "models").glob("*.pt")} == {"model.pt", "curvegcn.pt"}
+
+
+def test_datalist_reads_curves_drawn_any_way_and_segmentations(tmp_path):
+    """Row 1: each bone's curve in its own markups file, 97 points, reversed, started elsewhere; row 2: a Slicer
+    segmentation of the three bones. Both give the phantom's outline as the network learns it."""
+    from RheumImagingLib.annotations import ImageGeometry, write_curves, write_segmentation
+    from RheumImagingLib.imageio import read_image
+    from RheumTextureLib.contour import build_datalist, network_points
+    from RheumTextureLib.phantom import generate_cohort
+
+    cohort = generate_cohort(tmp_path / "c", 2, seed=44, legacy_png=False)
+    images = cohort.parent / "images"
+    with bundle_imports(BUNDLE):
+        from scripts.geometry import polygon_mask
+        from scripts.spline import sample_closed_spline
+    truths = {pid: json.loads((images / f"{pid}.json").read_text())["bones"] for pid in ("RA0001", "HC0001")}
+    geometry = ImageGeometry.of_image(read_image(images / "RA0001.dcm"))
+    cells = []
+    for bone, t in truths["RA0001"].items():
+        drawn = np.roll(sample_closed_spline(t["contour"], 97)[::-1], 30, axis=0)
+        cells.append(f"images/RA0001_{bone}.mrk.json")
+        write_curves(images / f"RA0001_{bone}.mrk.json", {bone: drawn}, geometry)
+    shape = read_image(images / "HC0001.dcm").pixels.shape
+    masks = {bone: polygon_mask(t["contour"], shape) for bone, t in truths["HC0001"].items()}
+    write_segmentation(images / "HC0001.seg.nrrd", masks, ImageGeometry.of_image(read_image(images / "HC0001.dcm")))
+    lines = cohort.read_text().splitlines()
+    lines[1] = lines[1].replace("images/RA0001.mrk.json", ";".join(cells))
+    lines[2] = lines[2].replace("images/HC0001.mrk.json", "images/HC0001.seg.nrrd")
+    cohort.write_text("\n".join(lines) + "\n")
+    items = json.loads(build_datalist(cohort, tmp_path / "datalist.json", tmp_path / "prepared").read_text())["training"]
+    assert [item["patient_id"] for item in items] == ["RA0001", "HC0001"]
+    for item, pid, tolerance in zip(items, ("RA0001", "HC0001"), (1 / 3, 1 / 2)):
+        for bone, t in truths[pid].items():
+            ours, true_pts = network_points(item["contours"][bone]), network_points(t["contour"])
+            spacing = np.hypot(*np.diff(true_pts, axis=0).T).mean()
+            assert np.hypot(*(ours - true_pts).T).max() < tolerance * spacing, (pid, bone)

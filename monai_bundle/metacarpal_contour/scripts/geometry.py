@@ -1,5 +1,5 @@
 """Image geometry shared by training and inference: bone boxes, the
-bone crop (pixel <-> crop [0, 1] coordinates), masks from outlines, distal-tip ordering."""
+bone crop (pixel <-> crop [0, 1] coordinates), masks from outlines."""
 from __future__ import annotations
 
 import numpy as np
@@ -52,13 +52,6 @@ def crop_to_pixels(points_uv, frame) -> np.ndarray:
     x0, y0, w, h = frame
     pts = np.asarray(points_uv, dtype=float)
     return np.stack([x0 + pts[:, 0] * w - 0.5, y0 + pts[:, 1] * h - 0.5], axis=-1)
-
-
-def from_distal_tip(points_xy) -> np.ndarray:
-    """Shift the closed point list cyclically so point 0 is the topmost (distal when fingers
-    point up); the counter-clockwise order is kept."""
-    pts = np.asarray(points_xy, dtype=float)
-    return np.roll(pts, -int(np.argmin(pts[:, 1])), axis=0)
 
 
 def label_box(mask: np.ndarray):

@@ -10,7 +10,8 @@ import os
 import numpy as np
 import torch
 
-from .geometry import BONES, crop_frame, crop_to_pixels, cut_crop, from_distal_tip, label_box, polygon_mask
+from .contours import from_distal_tip
+from .geometry import BONES, crop_frame, crop_to_pixels, cut_crop, label_box, polygon_mask
 from .spline import sample_closed_spline
 
 
