@@ -24,8 +24,9 @@ class LocaliserLabeld(MapTransform):
         d = dict(data)
         rows, cols = d[self.image_key].shape[-2:]
         fy, fx = self.size[0] / rows, self.size[1] / cols
-        masks = [polygon_mask((np.asarray(d[self.contours_key][b], float) + 0.5) * [fx, fy] - 0.5, self.size)
-                 for b in BONES]
+        masks = [
+            polygon_mask((np.asarray(d[self.contours_key][b], float) + 0.5) * [fx, fy] - 0.5, self.size) for b in BONES
+        ]
         masks.insert(0, ~np.any(masks, axis=0))
         d["label"] = torch.from_numpy(np.stack(masks).astype(np.float32))
         return d
@@ -33,8 +34,11 @@ class LocaliserLabeld(MapTransform):
 
 def bone_items(datalist) -> list[dict]:
     """One stage-2 item per bone and image: ``{"image", "points"}`` with the 40 network points."""
-    return [{"image": item["image"], "points": to_network_points(item["contours"][b]).astype(np.float32)}
-            for item in datalist for b in BONES]
+    return [
+        {"image": item["image"], "points": to_network_points(item["contours"][b]).astype(np.float32)}
+        for item in datalist
+        for b in BONES
+    ]
 
 
 class RandBoneCropd(RandomizableTransform, MapTransform):
@@ -54,5 +58,7 @@ class RandBoneCropd(RandomizableTransform, MapTransform):
         d = self.R.uniform(-self.jitter, self.jitter, 4) * [w, h, w, h]
         frame = crop_frame([x0 + d[0], y0 + d[1], x1 + d[2], y1 + d[3]])
         image = np.asarray(data[self.image_key], dtype=np.float32)[0]
-        return {"image": torch.from_numpy(cut_crop(image, frame, self.crop_size))[None],
-                "label": torch.from_numpy(pixels_to_crop(points, frame).astype(np.float32))}
+        return {
+            "image": torch.from_numpy(cut_crop(image, frame, self.crop_size))[None],
+            "label": torch.from_numpy(pixels_to_crop(points, frame).astype(np.float32)),
+        }

@@ -28,15 +28,21 @@ def evaluate(predictor, preprocessing, items, output_dir) -> dict:
         for bone in BONES:
             truth = np.asarray(item["contours"][bone], float)
             pred = result[bone]
-            rows.append({"image": os.path.basename(item["image"]), "bone": bone,
-                         "dice": dice(pred["mask"], polygon_mask(truth, shape)),
-                         "tip_distance_px": float(np.linalg.norm(pred["control_points"][0]
-                                                                 - to_network_points(truth)[0]))})
-    metrics = {"mean_dice": float(np.mean([r["dice"] for r in rows])),
-               "min_dice": float(np.min([r["dice"] for r in rows])),
-               "tip_distance_px": float(np.mean([r["tip_distance_px"] for r in rows])),
-               "max_tip_distance_px": float(np.max([r["tip_distance_px"] for r in rows])),
-               "n_bones": len(rows)}
+            rows.append(
+                {
+                    "image": os.path.basename(item["image"]),
+                    "bone": bone,
+                    "dice": dice(pred["mask"], polygon_mask(truth, shape)),
+                    "tip_distance_px": float(np.linalg.norm(pred["control_points"][0] - to_network_points(truth)[0])),
+                }
+            )
+    metrics = {
+        "mean_dice": float(np.mean([r["dice"] for r in rows])),
+        "min_dice": float(np.min([r["dice"] for r in rows])),
+        "tip_distance_px": float(np.mean([r["tip_distance_px"] for r in rows])),
+        "max_tip_distance_px": float(np.max([r["tip_distance_px"] for r in rows])),
+        "n_bones": len(rows),
+    }
     os.makedirs(output_dir, exist_ok=True)
     with open(os.path.join(output_dir, "per_bone.csv"), "w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=list(rows[0]), lineterminator="\n")

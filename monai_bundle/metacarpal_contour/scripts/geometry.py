@@ -1,5 +1,6 @@
 """Image geometry shared by training and inference: bone boxes, the
 bone crop (pixel <-> crop [0, 1] coordinates), masks from outlines."""
+
 from __future__ import annotations
 
 import numpy as np

@@ -19,8 +19,7 @@ class ContourPredictor:
     """``predictor(data)`` with ``data`` as the declared preprocessing leaves it: ``image`` (1, h, w) at the
     localiser's size and ``image_full`` (1, H, W), both scaled to [0, 1]."""
 
-    def __init__(self, localiser, curvegcn, postprocessing, crop_size: int, contour_samples: int = 400,
-                 device="cpu"):
+    def __init__(self, localiser, curvegcn, postprocessing, crop_size: int, contour_samples: int = 400, device="cpu"):
         self.localiser, self.curvegcn = localiser.eval(), curvegcn.eval()
         self.postprocessing = postprocessing
         self.crop_size, self.contour_samples = int(crop_size), int(contour_samples)
@@ -54,8 +53,12 @@ class ContourPredictor:
         for i, bone in enumerate(BONES):
             points = from_distal_tip(crop_to_pixels(steps[i, -1], frames[bone]))
             contour = sample_closed_spline(points, self.contour_samples)
-            result[bone] = {"control_points": points, "contour": contour,
-                            "mask": polygon_mask(contour, image.shape), "box": boxes[bone]}
+            result[bone] = {
+                "control_points": points,
+                "contour": contour,
+                "mask": polygon_mask(contour, image.shape),
+                "box": boxes[bone],
+            }
         return result
 
 

@@ -13,6 +13,6 @@ def require(*paths) -> None:
     if missing:
         raise SystemExit(
             f"missing trained weights: {', '.join(missing)}. Download them with "
-            f"`python -m monai.bundle download_large_files --bundle_root <this bundle>` or train the bundle "
+            f"`python -m monai.bundle download_large_files --bundle_path <this bundle>` or train the bundle "
             f"({README_SECTION})."
         )
