@@ -27,8 +27,7 @@ def new_training_copy(source, out_dir, config: str | None = None, overrides: dic
     source, out_dir = Path(source), Path(out_dir)
     if not (source / "configs" / "train.json").is_file():
         raise InputError(source, "not a trainable bundle (configs/train.json is missing)")
-    if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
-        raise InputError(out_dir, "output folder exists and is not empty (choose a new folder)")
+    require_new_folder(out_dir)
     values = {}
     if config and config != "train":
         config_file = source / "configs" / f"{config}.json"
@@ -40,6 +39,13 @@ def new_training_copy(source, out_dir, config: str | None = None, overrides: dic
     (out_dir / "models").mkdir(exist_ok=True)
     write_into_configs(out_dir, values)
     return out_dir
+
+
+def require_new_folder(out_dir) -> None:
+    """Training writes only into a new or empty folder: nothing a user had there is overwritten."""
+    out_dir = Path(out_dir)
+    if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
+        raise InputError(out_dir, "output folder exists and is not empty (choose a new folder)")
 
 
 def write_into_configs(bundle_dir, values: dict) -> None:
