@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import time
 from pathlib import Path
 
@@ -118,6 +119,21 @@ def read_outlines(paths, geometry) -> dict[str, np.ndarray]:
     return outlines
 
 
+def _refuse_left_hand(image: Path) -> None:
+    """The contours are learnt on right hands, fingers up: a DICOM that says left is refused, not learnt mirrored."""
+    if image.suffix.lower() in (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".nrrd"):
+        return
+    import pydicom
+
+    try:
+        header = pydicom.dcmread(image, stop_before_pixels=True)
+    except Exception:
+        return  # not DICOM: prepare_image names the problem
+    if "L" in (str(header.get("ImageLaterality", "")).strip(), str(header.get("Laterality", "")).strip()):
+        raise InputError(image, "a left hand (DICOM laterality L): the contour model trains on right hands, fingers "
+                                "up; leave its annotation empty or give a right hand")
+
+
 def build_datalist(cohort_csv, out_json, prepared_dir, section: str = "training") -> Path:
     """The bundle's datalist from a cohort: each annotated row's image prepared once as ``.npy`` in
     ``prepared_dir`` and its MC2-MC4 outlines (as drawn, pixels) from the ``annotation`` column; rows without an
@@ -132,6 +148,7 @@ def build_datalist(cohort_csv, out_json, prepared_dir, section: str = "training"
         image = row_file(cohort_csv, i, row, "image") if paths else None
         if image is None:
             continue
+        _refuse_left_hand(image)
         prepared, geometry = prepare_image(image, prepared_dir, row_spacing(row, cohort_csv, i))
         outlines = read_outlines(paths, geometry)
         items.append({"image": os.path.relpath(prepared, out_json.parent), "patient_id": row["patient_id"],
@@ -157,8 +174,15 @@ def train_contour_bundle(bundle_dir, cohort_csv, out_dir, config: str | None = "
     from RheumImagingLib.training_setup import new_training_copy, record_training
 
     started = time.perf_counter()
+    out_dir = Path(out_dir)
+    created = not out_dir.exists()
     out_dir = new_training_copy(bundle_dir, out_dir, config=config, overrides=overrides)
-    datalist = build_datalist(cohort_csv, out_dir / DATALIST, prepared_dir or out_dir / "prepared")
+    try:
+        datalist = build_datalist(cohort_csv, out_dir / DATALIST, prepared_dir or out_dir / "prepared")
+    except InputError:
+        if created:  # no half-made bundle left behind
+            shutil.rmtree(out_dir)
+        raise
     for stage, name in ((1, "localiser"), (2, "Curve-GCN")):
         Bundle(out_dir, "train", {"stage": stage}).train(f"contour {name} (stage {stage}/2)", progress,
                                                          trainer="trainer")

@@ -81,6 +81,16 @@ def test_training_refuses_a_non_empty_output_and_a_cohort_without_annotations(tm
     (tmp_path / "cohort.csv").write_text("patient_id,label,image,annotation\nP1,1,images/P1.dcm,\n")
     with pytest.raises(InputError, match="no row has an image and an annotation"):
         train_contour_bundle(BUNDLE, tmp_path / "cohort.csv", tmp_path / "new")
+    assert not (tmp_path / "new").exists()
+
+
+def test_training_refuses_a_left_hand(tmp_path):
+    from RheumTextureLib.contour import train_contour_bundle
+    from RheumTextureLib.phantom import generate_cohort
+
+    cohort = generate_cohort(tmp_path / "c", 1, seed=45, laterality="left", legacy_png=False)
+    with pytest.raises(InputError, match="RA0001.dcm: a left hand"):
+        train_contour_bundle(BUNDLE, cohort, tmp_path / "new")
 
 
 def _dice(a, b):
