@@ -109,8 +109,9 @@ def read_outlines(paths, geometry) -> dict[str, np.ndarray]:
         else:
             found = {name: mask_to_contour(mask) for name, mask in read_masks(path, geometry, BONES).items()
                      if np.any(mask)}
-        for name in set(found) & set(outlines):
-            raise InputError(path, f"{name} is drawn twice in this row's annotations")
+        twice = sorted(set(found) & set(outlines))
+        if twice:
+            raise InputError(path, f"{', '.join(twice)} drawn twice in this row's annotations")
         outlines.update({name: xy for name, xy in found.items() if name in BONES})
     missing = [b for b in BONES if b not in outlines]
     if missing:
@@ -150,7 +151,10 @@ def build_datalist(cohort_csv, out_json, prepared_dir, section: str = "training"
             continue
         _refuse_left_hand(image)
         prepared, geometry = prepare_image(image, prepared_dir, row_spacing(row, cohort_csv, i))
-        outlines = read_outlines(paths, geometry)
+        try:
+            outlines = read_outlines(paths, geometry)
+        except InputError as exc:
+            raise InputError(exc.path, f"{exc.reason} ({cohort_csv} row {i + 1}, column annotation)") from None
         items.append({"image": os.path.relpath(prepared, out_json.parent), "patient_id": row["patient_id"],
                       "source": str(image.resolve()),
                       "contours": {b: np.round(outlines[b], 3).tolist() for b in BONES}})

@@ -226,3 +226,17 @@ def test_datalist_reads_curves_drawn_any_way_and_segmentations(tmp_path):
             ours, true_pts = network_points(item["contours"][bone]), network_points(t["contour"])
             spacing = np.hypot(*np.diff(true_pts, axis=0).T).mean()
             assert np.hypot(*(ours - true_pts).T).max() < tolerance * spacing, (pid, bone)
+
+
+def test_an_annotation_without_all_three_bones_names_file_row_and_column(tmp_path):
+    from RheumImagingLib.errors import InputError
+    from RheumTextureLib.contour import build_datalist
+    from RheumTextureLib.phantom import generate_cohort
+
+    cohort = generate_cohort(tmp_path / "c", 1, seed=46, legacy_png=False)
+    markups = cohort.parent / "images" / "RA0001.mrk.json"
+    content = json.loads(markups.read_text())
+    content["markups"] = [m for m in content["markups"] if m["name"] != "MC3"]
+    markups.write_text(json.dumps(content))
+    with pytest.raises(InputError, match=r"RA0001.mrk.json: no outline named MC3 .*cohort.csv row 1, column annotation"):
+        build_datalist(cohort, tmp_path / "datalist.json", tmp_path / "prepared")
