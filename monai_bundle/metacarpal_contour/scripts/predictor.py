@@ -19,9 +19,11 @@ class ContourPredictor:
     """``predictor(data)`` with ``data`` as the declared preprocessing leaves it: ``image`` (1, h, w) at the
     localiser's size and ``image_full`` (1, H, W), both scaled to [0, 1]."""
 
-    def __init__(self, localiser, curvegcn, postprocessing, crop_size: int, contour_samples: int = 400, device="cpu"):
+    def __init__(
+        self, localiser, curvegcn, inferer, postprocessing, crop_size: int, contour_samples: int = 400, device="cpu"
+    ):
         self.localiser, self.curvegcn = localiser.eval(), curvegcn.eval()
-        self.postprocessing = postprocessing
+        self.inferer, self.postprocessing = inferer, postprocessing
         self.crop_size, self.contour_samples = int(crop_size), int(contour_samples)
         self.device = torch.device(device)
 
@@ -29,7 +31,7 @@ class ContourPredictor:
     def boxes(self, data: dict) -> dict:
         """bone -> (x0, y0, x1, y1) in full-image pixels (None where the localiser finds nothing)."""
         small = torch.as_tensor(data["image"])
-        logits = self.localiser(small[None].to(self.device))[0]
+        logits = self.inferer(small[None].to(self.device), self.localiser)[0]
         classes = np.asarray(self.postprocessing({"pred": logits.cpu()})["pred"])[0]
         rows, cols = data["image_full"].shape[-2:]
         fy, fx = rows / classes.shape[0], cols / classes.shape[1]
