@@ -316,15 +316,9 @@ def _segmentation_masks(path: Path, geometry: ImageGeometry, names) -> dict[str,
     import slicer
     import vtk
 
-    from .scene import new_scene
+    from .scene import read_node
 
-    scene = new_scene()
-    node = scene.AddNewNodeByClass("vtkMRMLSegmentationNode")
-    storage = slicer.vtkMRMLSegmentationStorageNode()
-    scene.AddNode(storage)
-    storage.SetFileName(str(path))
-    if not storage.ReadData(node):
-        raise InputError(path, "Slicer could not read this segmentation file")
+    node = read_node(path, "vtkMRMLSegmentationNode", "vtkMRMLSegmentationStorageNode", "segmentation file")
     segmentation = node.GetSegmentation()
     labelmap_name = slicer.vtkSegmentationConverter.GetSegmentationBinaryLabelmapRepresentationName()
     found = [segmentation.GetNthSegment(i).GetName() for i in range(segmentation.GetNumberOfSegments())]
@@ -348,20 +342,14 @@ def _segmentation_masks(path: Path, geometry: ImageGeometry, names) -> dict[str,
 
 
 def _labelmap_masks(path: Path, geometry: ImageGeometry, names) -> dict[str, np.ndarray]:
-    import slicer
     import vtk
 
-    from .scene import new_scene
+    from .scene import read_node
 
-    scene = new_scene()
-    node = scene.AddNewNodeByClass("vtkMRMLLabelMapVolumeNode")
-    storage = slicer.vtkMRMLVolumeArchetypeStorageNode()
-    scene.AddNode(storage)
-    storage.SetFileName(str(path))
-    storage.SetSingleFile(True)
-    if not storage.ReadData(node) or node.GetImageData() is None:
-        raise InputError(path, "Slicer could not read this labelmap file")
+    node = read_node(path, "vtkMRMLLabelMapVolumeNode", "vtkMRMLVolumeArchetypeStorageNode", "labelmap file")
     image = node.GetImageData()
+    if image is None:
+        raise InputError(path, "Slicer could not read this labelmap file")
     matrix = vtk.vtkMatrix4x4()
     node.GetIJKToRASMatrix(matrix)
     labels = _sample(path, _vtk_array(image), image.GetExtent(), _numpy(matrix), geometry)
@@ -395,7 +383,8 @@ def _by_value(path: Path, labels: np.ndarray, names) -> dict[str, np.ndarray]:
 
 def _at_least_one(path: Path, masks: dict, names, found) -> dict[str, np.ndarray]:
     if not any(m.any() for m in masks.values()):
-        raise InputError(path, f"holds none of {', '.join(names)} (it holds: {', '.join(map(str, found)) or 'nothing'})")
+        holds = ", ".join(map(str, found)) or "nothing"
+        raise InputError(path, f"holds none of {', '.join(names)} (it holds: {holds})")
     return masks
 
 

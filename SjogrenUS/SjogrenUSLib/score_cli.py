@@ -48,9 +48,13 @@ _YES_NO = {"yes": True, "1": True, "true": True, "no": False, "0": False, "false
 
 
 def reader_entries(row: dict, cohort: Path, where: str) -> dict:
-    """The reader's optional entries of one cohort row: ``thickness_mm`` (float) and, per gland site,
-    {criterion: True/False} from columns ``<site>_<criterion>``; a bad value is an InputError."""
-    out = {"thickness_mm": None, "glands": {}, "pixel_spacing_mm": row_spacing(row, cohort)}
+    """The reader's optional entries of one cohort row: ``thickness_mm`` (float), ``pixel_spacing_mm`` (when
+    given) and, per gland site, {criterion: True/False} from columns ``<site>_<criterion>``; a bad value is an
+    InputError."""
+    out = {"thickness_mm": None, "glands": {}}
+    spacing = row_spacing(row, cohort)
+    if spacing:
+        out["pixel_spacing_mm"] = spacing  # the user's, for images without calibration
     text = (row.get("thickness_mm") or "").strip()
     if text:
         try:

@@ -62,7 +62,8 @@ def test_ra_cohort_pixel_spacing_column_overrides_the_option(radiographs):
     from RheumTextureLib.score_cli import score_images
 
     cohort = radiographs / "cohort.csv"
-    cohort.write_text("patient_id,label,image,annotation,pixel_spacing_mm\nA,1,calibrated.dcm,,0.5\nB,0,export.png,,0.07\n")
+    cohort.write_text("patient_id,label,image,annotation,pixel_spacing_mm\n"
+                      "A,1,calibrated.dcm,,0.5\nB,0,export.png,,0.07\n")
     scorer = _RecordingScorer()
     score_images([radiographs / "calibrated.dcm", radiographs / "export.png"], radiographs / "c.csv", scorer=scorer,
                  cohort=cohort, progress=False, pixel_spacing_mm=0.1)
