@@ -111,9 +111,9 @@ def test_bundle_alone_trains_infers_and_names_missing_weights(tmp_path):
     assert "models/model.pt" in run.stderr and "curvegcn.pt" in run.stderr and "section 'Weights'" in run.stderr
     assert "Traceback" not in run.stderr
     for stage in (1, 2):
+        epochs = {"stage1#max_epochs": 1, "stage2#max_epochs": 1}
         run = _monai_bundle(bundle, tmp_path, "run", "--config_file", bundle / "configs" / "train.json",
-                            dataset_dir=tmp_path / "data", stage=stage, **{"stage1#max_epochs": 1,
-                                                                             "stage2#max_epochs": 1}, **TINY)
+                            dataset_dir=tmp_path / "data", stage=stage, **epochs, **TINY)
         assert run.returncode == 0, run.stderr[-3000:]
     assert {p.name for p in (bundle / "models").iterdir()} == {"model.pt", "curvegcn.pt"}
     run = _monai_bundle(bundle, tmp_path, "run", "--config_file", bundle / "configs" / "inference.json",
@@ -219,7 +219,8 @@ def test_datalist_reads_curves_drawn_any_way_and_segmentations(tmp_path):
     lines[1] = lines[1].replace("images/RA0001.mrk.json", ";".join(cells))
     lines[2] = lines[2].replace("images/HC0001.mrk.json", "images/HC0001.seg.nrrd")
     cohort.write_text("\n".join(lines) + "\n")
-    items = json.loads(build_datalist(cohort, tmp_path / "datalist.json", tmp_path / "prepared").read_text())["training"]
+    datalist = build_datalist(cohort, tmp_path / "datalist.json", tmp_path / "prepared")
+    items = json.loads(datalist.read_text())["training"]
     assert [item["patient_id"] for item in items] == ["RA0001", "HC0001"]
     for item, pid, tolerance in zip(items, ("RA0001", "HC0001"), (1 / 3, 1 / 2)):
         for bone, t in truths[pid].items():
@@ -238,5 +239,6 @@ def test_an_annotation_without_all_three_bones_names_file_row_and_column(tmp_pat
     content = json.loads(markups.read_text())
     content["markups"] = [m for m in content["markups"] if m["name"] != "MC3"]
     markups.write_text(json.dumps(content))
-    with pytest.raises(InputError, match=r"RA0001.mrk.json: no outline named MC3 .*cohort.csv row 1, column annotation"):
+    expected = r"RA0001.mrk.json: no outline named MC3 .*cohort.csv row 1, column annotation"
+    with pytest.raises(InputError, match=expected):
         build_datalist(cohort, tmp_path / "datalist.json", tmp_path / "prepared")
