@@ -242,3 +242,13 @@ def test_an_annotation_without_all_three_bones_names_file_row_and_column(tmp_pat
     expected = r"RA0001.mrk.json: no outline named MC3 .*cohort.csv row 1, column annotation"
     with pytest.raises(InputError, match=expected):
         build_datalist(cohort, tmp_path / "datalist.json", tmp_path / "prepared")
+
+
+def test_the_extension_names_missing_weights_and_where_to_get_them(tmp_path):
+    from RheumImagingLib.errors import InputError
+    from RheumTextureLib.contour import MetacarpalContourer
+
+    bundle = tmp_path / "metacarpal_contour"
+    shutil.copytree(BUNDLE, bundle, ignore=shutil.ignore_patterns("__pycache__", "models", "eval"))
+    with pytest.raises(InputError, match=r"models/model.pt: trained weights not found .*section 'Weights'"):
+        MetacarpalContourer(bundle)
