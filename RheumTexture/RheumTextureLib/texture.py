@@ -22,7 +22,7 @@ class TextureEnsemble:
 
         from RheumImagingLib.runtime import prepare
 
-        self.bundle = Bundle(bundle_dir, ["inference", *self._extra_configs(bundle_dir)], overrides)
+        self.bundle = Bundle(bundle_dir, "inference", overrides)
         self.checkpoints = [str(p) for p in self.bundle.get("checkpoints")]
         if not self.checkpoints:
             raise InputError(Path(bundle_dir) / "models", "no fold checkpoints model_fold*.pt (train the bundle first)")
@@ -41,11 +41,6 @@ class TextureEnsemble:
         self.patch_size = size
         self.patch_spacing_mm = self.bundle.get("patch_spacing_mm")
         self.fallback_spacing_mm = float(self.bundle.get("fallback_spacing_mm"))
-
-    @staticmethod
-    def _extra_configs(bundle_dir) -> list[str]:
-        """A trained bundle records the override config it was trained with (``configs/trained_with.json``)."""
-        return ["trained_with"] if (Path(bundle_dir) / "configs" / "trained_with.json").is_file() else []
 
     def score(self, image, contours: dict, spacing_mm=None) -> dict:
         """bone -> {"fold_probabilities": [...], "score": mean}; one forward per fold for all bones.
@@ -94,28 +89,18 @@ def train_folds(bundle_dir, datalist_path, out_dir, config: str | None = "demo",
                 overrides: dict | None = None, progress=None) -> Path:
     """Run the bundle's train config once per fold; returns a ready-to-use bundle folder at ``out_dir``.
 
-    ``out_dir`` is a copy of the bundle with ``models/model_fold{k}.pt``, ``datalist.json`` and
-    ``configs/trained_with.json`` (the override config and overrides used, so inference builds the same net).
+    ``out_dir`` is a copy of the bundle (:mod:`RheumImagingLib.training_setup`: the override config and
+    overrides written into its configs, so inference builds the same net) with ``models/model_fold{k}.pt`` and
+    ``datalist.json``.
     ``progress(stage, fraction)`` hears about every training iteration.
     """
-    import json
+    from RheumImagingLib.training_setup import new_training_copy
 
-    out_dir = Path(out_dir)
-    if out_dir.exists() and any(out_dir.iterdir()):
-        raise InputError(out_dir, "output folder exists and is not empty (choose a new folder)")
-    shutil.copytree(bundle_dir, out_dir, ignore=shutil.ignore_patterns("__pycache__", "models", "eval"),
-                    dirs_exist_ok=True)
+    out_dir = new_training_copy(bundle_dir, out_dir, config=config, overrides=overrides)
     shutil.copyfile(datalist_path, out_dir / "datalist.json")
-    configs = ["train"] + ([config] if config else [])
-    trained_with = {}
-    if config:
-        trained_with.update(json.loads((out_dir / "configs" / f"{config}.json").read_text()))
-    trained_with.update(overrides or {})
-    keep = {k: v for k, v in trained_with.items() if k in ("patch_size", "patch_spacing_mm", "fallback_spacing_mm")}
-    (out_dir / "configs" / "trained_with.json").write_text(json.dumps(keep, indent=4))
     folds = list(folds)
     for k, fold in enumerate(folds):
-        Bundle(out_dir, configs, {**(overrides or {}), "fold": int(fold)}).train(
+        Bundle(out_dir, "train", {"fold": int(fold)}).train(
             f"texture fold {k + 1}/{len(folds)}", progress)
     return out_dir
 
@@ -161,7 +146,7 @@ def out_of_fold_scores(bundle_dir) -> list[dict]:
     bundle_dir = Path(bundle_dir)
     datalist = bundle_dir / "datalist.json"
     items = json.loads(datalist.read_text())["training"]
-    bundle = Bundle(bundle_dir, ["inference", *TextureEnsemble._extra_configs(bundle_dir), "evaluate"],
+    bundle = Bundle(bundle_dir, ["inference", "evaluate"],
                     {"eval_datalist": str(datalist)})
     network = bundle.get("network").eval()
     columns = {Path(c).name: k + 1 for k, c in enumerate(bundle.get("checkpoints"))}

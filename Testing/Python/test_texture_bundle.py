@@ -184,7 +184,7 @@ def test_texture_ensemble_scores_every_bone_with_every_fold(texture_bundle_train
     contours = {b: v["contour"] for b, v in truth["bones"].items()}
     scores = ens.score(img, contours, truth["pixel_spacing_mm"])
     assert set(scores) == {"MC2", "MC3", "MC4"}
-    trained_with = json.loads((texture_bundle_trained / "configs" / "trained_with.json").read_text())
+    trained_with = json.loads((texture_bundle_trained / "configs" / "inference.json").read_text())  # trained sizes
     for bone, s in scores.items():
         expected = _fold_probabilities_by_hand(texture_bundle_trained, img, contours[bone], trained_with,
                                                truth["pixel_spacing_mm"])
@@ -227,7 +227,7 @@ def test_evaluate_config_reports_auroc_per_bone_and_per_hand(texture_bundle_trai
 
     cohort = generate_cohort(tmp_path / "held_out", 6, seed=23)
     datalist = build_datalist(cohort, tmp_path / "held_out.json", n_folds=3)
-    b = Bundle(texture_bundle_trained, ["inference", "trained_with", "evaluate"],
+    b = Bundle(texture_bundle_trained, ["inference", "evaluate"],
                {"eval_datalist": str(datalist), "output_dir": str(tmp_path / "eval")})
     b.run(("run",))
     metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
