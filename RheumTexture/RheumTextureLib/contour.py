@@ -84,6 +84,10 @@ def train_contour_bundle(bundle_dir, cohort_csv, out_dir, config: str | None = "
     """
     import csv
 
+    from RheumImagingLib.imageio import read_image
+
+    from .quality import write_shape_model
+
     cohort_csv, out_dir = Path(cohort_csv), Path(out_dir)
     if out_dir.exists() and any(out_dir.iterdir()):
         raise InputError(out_dir, "output folder exists and is not empty (choose a new folder)")
@@ -110,4 +114,5 @@ def train_contour_bundle(bundle_dir, cohort_csv, out_dir, config: str | None = "
     for stage, name in ((1, "localiser"), (2, "Curve-GCN")):
         Bundle(out_dir, configs, {**(overrides or {}), "stage": stage}).train(
             f"contour {name} (stage {stage}/2)", progress, trainer="trainer")
+    write_shape_model(out_dir, (read_image(row["image"]).pixels for row in rows))
     return out_dir

@@ -75,8 +75,9 @@ def score_images(images: list[Path], out: Path, *, bundle=None, cohort: Path | N
                 meta = image.metadata
                 result = scorer.analyse(image.pixels, image.spacing_mm, meta)
                 scores, qc, orientation = result["scores"], qc_text(result["qc"]), result["orientation"].describe()
+                bone_qc = {bone: qc_text(reasons) for bone, reasons in result["bone_qc"].items()}
             else:
-                meta, scores, qc, orientation = _score_into_scene(scorer, path, scene_dir, threshold)
+                meta, scores, qc, bone_qc, orientation = _score_into_scene(scorer, path, scene_dir, threshold)
         except InputError as exc:
             failures.append((path, str(exc)))
             log.info("skipped %s", exc)
@@ -94,7 +95,7 @@ def score_images(images: list[Path], out: Path, *, bundle=None, cohort: Path | N
         for bone in BONES:
             folds = scores[bone]["fold_probabilities"]
             bone_rows.append({**ident, "image": str(path), "bone": bone, "score": f"{scores[bone]['score']:.6f}",
-                              **{f"fold_{k + 1}": f"{folds[k]:.6f}" for k in range(N_FOLDS)}})
+                              **{f"fold_{k + 1}": f"{folds[k]:.6f}" for k in range(N_FOLDS)}, "qc": bone_qc[bone]})
         image_rows.append({**ident, "image": str(path), "score": f"{hand:.6f}",
                            **{f"score_{b}": f"{scores[b]['score']:.6f}" for b in BONES},
                            "above_threshold": int(hand > threshold), "in_training": _in_training(path, training),
@@ -151,7 +152,8 @@ def _score_into_scene(scorer, path: Path, scene_dir: Path, threshold: float):
     names = volume.GetAttributeNames() or ()
     meta = {n.split(".", 1)[1]: volume.GetAttribute(n) for n in names if n.startswith("RheumImaging.")}
     save_scene(scene, scene_dir / _safe(f"{meta.get('PatientID') or path.stem}_{path.stem}"))
-    return meta, logic.scores(volume), logic.qc(volume), logic.orientation(volume)
+    return (meta, logic.scores(volume), logic.qc(volume), {bone: logic.qc(volume, bone) for bone in BONES},
+            logic.orientation(volume))
 
 
 def run(args) -> int:
