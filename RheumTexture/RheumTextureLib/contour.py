@@ -78,7 +78,8 @@ def train_contour_bundle(bundle_dir, cohort_csv, out_dir, config: str | None = "
     """Train stage 1 (localiser) and stage 2 (Curve-GCN) with the bundle's train config.
 
     ``out_dir`` becomes a ready-to-use copy of the bundle with ``models/localiser.pt``,
-    ``models/curvegcn.pt``, ``cohort.csv`` (absolute image paths) and ``configs/trained_with.json``.
+    ``models/curvegcn.pt``, ``cohort.csv`` (absolute image paths), ``configs/trained_with.json`` and
+    ``models/shape_model.json`` (the quality control's model of the contours it draws, see ``quality.py``).
     The cohort's images need their truth JSON beside them (as phantoms write).
     ``progress(stage, fraction)`` hears about every training iteration.
     """

@@ -33,7 +33,7 @@ class HandScorer:
                 raise InputError(self.bundle_root, f"no {name} bundle in this folder")
         self.contourer = MetacarpalContourer(self.bundle_root / CONTOUR_BUNDLE, device=device, runtime=runtime)
         self.ensemble = TextureEnsemble(self.bundle_root / TEXTURE_BUNDLE, device=device, runtime=runtime)
-        self.quality = ContourQuality(self.bundle_root / CONTOUR_BUNDLE)
+        self.quality = ContourQuality(self.bundle_root / CONTOUR_BUNDLE, self.contourer)
 
     def contour(self, pixels: np.ndarray) -> dict:
         """Contours of an image in the trained convention (right hand, fingers up)."""
@@ -58,12 +58,14 @@ class HandScorer:
 
         pixels = np.asarray(pixels, dtype=np.float32)
         orientation = detect(pixels, metadata)
-        found = self.contour(np.ascontiguousarray(to_convention(pixels, orientation)))
+        upright = np.ascontiguousarray(to_convention(pixels, orientation))
+        found = self.contour(upright)
         contours = {bone: {"control_points": points_from_convention(c["control_points"], orientation, pixels.shape),
                            "contour": points_from_convention(c["contour"], orientation, pixels.shape),
                            "mask": array_from_convention(c["mask"], orientation)} for bone, c in found.items()}
         scores = self.score(pixels, {bone: c["control_points"] for bone, c in contours.items()}, spacing_mm)
-        qc = list(orientation.qc) + self.quality.reasons({bone: c["control_points"] for bone, c in found.items()})
+        qc = list(orientation.qc) + self.quality.reasons({bone: c["control_points"] for bone, c in found.items()},
+                                                         upright)
         if spacing_mm is None:
             qc.append(f"spacing unknown (assumed {self.ensemble.fallback_spacing_mm:g} mm)")
         return {"contours": contours, "scores": scores, "orientation": orientation, "qc": qc,

@@ -3,7 +3,7 @@
 Models are loaded once; images stream one at a time (memory flat in the batch size). A
 failing image is reported and skipped. Writes three tables: ``--out`` per patient (the
 columns ``rheumtexture analyze`` reads), ``<stem>_images.csv`` per image and
-``<stem>_bones.csv`` per bone with each fold's probability. ``in_training`` says whether the
+``<stem>_bones.csv`` per bone with each fold's probability and its ``qc``. ``in_training`` says whether the
 radiograph file (sha256) is one the bundle was trained on (``yes``/``no``; empty when the bundle
 records no training list): scores of training images are not held-out evidence.
 """

@@ -11,7 +11,7 @@ import json
 import numpy as np
 import pytest
 
-from RheumTextureLib.quality import SHAPE_MODEL, ContourQuality
+from RheumTextureLib.quality import CONFIDENCE, SHAPE_MODEL, ContourQuality
 
 BONES = ("MC2", "MC3", "MC4")
 
@@ -33,7 +33,7 @@ def held_out(scorer):
     return pixels, {bone: c["control_points"] for bone, c in found.items()}
 
 
-def test_training_stores_a_shape_model_of_the_networks_training_contours(contour_bundle_trained):
+def test_training_stores_a_shape_model_and_the_localisers_confidence_on_its_training_images(contour_bundle_trained):
     with open(contour_bundle_trained / "cohort.csv") as f:
         n_training = len(list(csv.DictReader(f)))
     stored = json.loads((contour_bundle_trained / SHAPE_MODEL).read_text())
@@ -43,6 +43,10 @@ def test_training_stores_a_shape_model_of_the_networks_training_contours(contour
         assert len(model["training_distances"]) == n_training
         assert model["limit"] == pytest.approx(stored["settings"]["margin"] * np.percentile(
             model["training_distances"], stored["settings"]["percentile"]))
+    confidence = json.loads((contour_bundle_trained / CONFIDENCE).read_text())
+    doubt = confidence["training_1_minus_confidence"]
+    assert len(doubt) == n_training
+    assert confidence["limit"] == pytest.approx(1 - confidence["margin"] * np.percentile(doubt, 95), abs=1e-5)
 
 
 def test_a_held_out_hand_passes_and_a_quarter_turn_is_read_not_flagged(scorer, held_out):

@@ -124,3 +124,39 @@ def test_limit_is_the_margin_times_the_percentile_and_survives_a_round_trip(mode
 def test_too_few_training_contours_is_an_error():
     with pytest.raises(ValueError, match="at least"):
         shape_model.ShapeModel.fit(training(3), rotate=True)
+
+
+class _FixedLocaliser:
+    """A stand-in localiser giving fixed logits (1, 4, rows, cols), whatever the image."""
+
+    def __init__(self, logits):
+        import torch
+
+        self.logits = torch.as_tensor(logits, dtype=torch.float32)[None]
+
+    def __call__(self, image):
+        return self.logits
+
+
+def test_localiser_confidence_is_the_weakest_bones_mean_probability_over_its_region():
+    """Logits 0 everywhere except ln(r) for bone k in its region: p = r / (r + 3) there (softmax over 4 classes).
+    MC2 at r = 6 (2/3), MC3 at r = 3 (1/2) with a smaller island at r = 30 that is not its region, MC4 at r = 12."""
+    import types
+
+    from RheumTextureLib.quality import ContourQuality
+
+    size = (32, 26)
+    logits = np.zeros((4, *size))
+    logits[1, 4:28, 2:7] = np.log(6)
+    logits[2, 4:28, 10:15] = np.log(3)
+    logits[2, 0:2, 0:2] = np.log(30)
+    logits[3, 4:28, 18:23] = np.log(12)
+    stub = types.SimpleNamespace(predictor=types.SimpleNamespace(localiser=_FixedLocaliser(logits),
+                                                                 localiser_size=size, device="cpu"))
+    quality = ContourQuality(BUNDLE_DIR, stub)
+    image = np.random.default_rng(0).random((64, 52)).astype(np.float32)
+    assert quality.localiser_confidence(image) == pytest.approx(0.5, abs=1e-6)
+    logits[3] = 0  # MC4 nowhere
+    quality.contourer = types.SimpleNamespace(predictor=types.SimpleNamespace(
+        localiser=_FixedLocaliser(logits), localiser_size=size, device="cpu"))
+    assert quality.localiser_confidence(image) == 0.0
