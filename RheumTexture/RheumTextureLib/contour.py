@@ -171,11 +171,14 @@ def train_contour_bundle(bundle_dir, cohort_csv, out_dir, config: str | None = "
     """Train stage 1 (localiser) and stage 2 (Curve-GCN) with the bundle's train config.
 
     ``out_dir`` becomes a ready-to-use copy of the bundle (:mod:`RheumImagingLib.training_setup`) with
-    ``models/model.pt`` (localiser), ``models/curvegcn.pt``, ``datalist.json`` and ``models/training.json``; the
+    ``models/model.pt`` (localiser), ``models/curvegcn.pt``, ``models/shape_model.json`` (the quality control's
+    model of the contours it draws, see ``quality.py``), ``datalist.json`` and ``models/training.json``; the
     trained sizes are in its configs. Images are prepared into ``prepared_dir`` (default ``out_dir/prepared``).
     ``progress(stage, fraction)`` hears about every training iteration.
     """
     from RheumImagingLib.training_setup import new_training_copy, record_training
+
+    from .quality import write_shape_model
 
     started = time.perf_counter()
     out_dir = Path(out_dir)
@@ -190,6 +193,8 @@ def train_contour_bundle(bundle_dir, cohort_csv, out_dir, config: str | None = "
     for stage, name in ((1, "localiser"), (2, "Curve-GCN")):
         Bundle(out_dir, "train", {"stage": stage}).train(f"contour {name} (stage {stage}/2)", progress,
                                                          trainer="trainer")
+    trained_images = json.loads(datalist.read_text())["training"]
+    write_shape_model(out_dir, (np.load(out_dir / item["image"]) for item in trained_images))
     record_training(out_dir, started, source=Path(bundle_dir).resolve(), config=config, overrides=overrides or {},
                     cohort=Path(cohort_csv).resolve(), datalist=datalist.name)
     return out_dir

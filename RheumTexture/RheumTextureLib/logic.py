@@ -106,6 +106,8 @@ class RheumTextureLogic:
             self._write_bone_row(table, bone, scores[bone]["fold_probabilities"])
         self._write_hand_row(table, threshold)
         table.SetCellText(table_row(table, HAND_ROW), 3 + N_FOLDS, qc_text(result["qc"]))
+        for bone in BONES:
+            table.SetCellText(table_row(table, bone), 3 + N_FOLDS, qc_text(result["bone_qc"][bone]))
         report("Done", 1.0)
         return table
 
@@ -140,10 +142,10 @@ class RheumTextureLogic:
     def table_node(self, volume):
         return volume.GetNodeReference(_TABLE_ROLE)
 
-    def qc(self, volume) -> str:
-        """The hand's ``qc``: ``ok`` or ``;``-separated reasons (e.g. spacing unknown)."""
+    def qc(self, volume, row: str = HAND_ROW) -> str:
+        """The hand's (or a bone's) ``qc``: ``ok`` or ``;``-separated reasons (e.g. spacing unknown)."""
         table = self.table_node(volume)
-        return table.GetCellText(table_row(table, HAND_ROW), 3 + N_FOLDS) or "ok"
+        return table.GetCellText(table_row(table, row), 3 + N_FOLDS) or "ok"
 
     def orientation(self, volume) -> str:
         """How the hand was found (side, source, turn), as recorded when it was processed."""

@@ -24,6 +24,7 @@ class HandScorer:
 
     def __init__(self, bundle_root: str | Path | None = None, device: str = "cpu", runtime: str = "auto"):
         from .contour import MetacarpalContourer
+        from .quality import ContourQuality
         from .texture import TextureEnsemble
 
         self.bundle_root = Path(bundle_root or default_bundle_root()).resolve()
@@ -32,6 +33,7 @@ class HandScorer:
                 raise InputError(self.bundle_root, f"no {name} bundle in this folder")
         self.contourer = MetacarpalContourer(self.bundle_root / CONTOUR_BUNDLE, device=device, runtime=runtime)
         self.ensemble = TextureEnsemble(self.bundle_root / TEXTURE_BUNDLE, device=device, runtime=runtime)
+        self.quality = ContourQuality(self.bundle_root / CONTOUR_BUNDLE, self.contourer)
 
     def contour(self, pixels: np.ndarray) -> dict:
         """Contours of an image in the trained convention (right hand, fingers up)."""
@@ -45,24 +47,29 @@ class HandScorer:
 
     def analyse(self, pixels: np.ndarray, spacing_mm=None, metadata: dict | None = None) -> dict:
         """One radiograph of either hand, in any of four quarter turns: {"contours" (in this image's
-        pixels, as :meth:`contour`), "scores", "orientation", "qc" (reasons, empty when ok)}.
+        pixels, as :meth:`contour`), "scores", "orientation", "qc" (the image's reasons not to trust it, empty
+        when ok; see ``quality.py``), "bone_qc" (bone -> its share of them)}.
 
         The contour model sees the image turned and mirrored into its convention; the contours
         come back in this image's pixels and the texture is cut from this image (the cut is the
         same for a mirrored image and contour, see the bundle's ``scripts/roi.py``)."""
         from .orientation import array_from_convention, detect, points_from_convention, to_convention
+        from .quality import reasons_per_bone
 
         pixels = np.asarray(pixels, dtype=np.float32)
         orientation = detect(pixels, metadata)
-        found = self.contour(np.ascontiguousarray(to_convention(pixels, orientation)))
+        upright = np.ascontiguousarray(to_convention(pixels, orientation))
+        found = self.contour(upright)
         contours = {bone: {"control_points": points_from_convention(c["control_points"], orientation, pixels.shape),
                            "contour": points_from_convention(c["contour"], orientation, pixels.shape),
                            "mask": array_from_convention(c["mask"], orientation)} for bone, c in found.items()}
         scores = self.score(pixels, {bone: c["control_points"] for bone, c in contours.items()}, spacing_mm)
-        qc = list(orientation.qc)
+        qc = list(orientation.qc) + self.quality.reasons({bone: c["control_points"] for bone, c in found.items()},
+                                                         upright)
         if spacing_mm is None:
             qc.append(f"spacing unknown (assumed {self.ensemble.fallback_spacing_mm:g} mm)")
-        return {"contours": contours, "scores": scores, "orientation": orientation, "qc": qc}
+        return {"contours": contours, "scores": scores, "orientation": orientation, "qc": qc,
+                "bone_qc": reasons_per_bone(qc, tuple(contours))}
 
     def training_images(self) -> dict | None:
         """sha256 -> patient_id of the radiographs the texture models were trained on (None: not recorded)."""

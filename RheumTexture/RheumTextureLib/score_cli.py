@@ -3,7 +3,7 @@
 Models are loaded once; images stream one at a time (memory flat in the batch size). A
 failing image is reported and skipped. Writes three tables: ``--out`` per patient (the
 columns ``rheumtexture analyze`` reads), ``<stem>_images.csv`` per image and
-``<stem>_bones.csv`` per bone with each fold's probability. ``in_training`` says whether the
+``<stem>_bones.csv`` per bone with each fold's probability and its ``qc``. ``in_training`` says whether the
 radiograph file (sha256) is one the bundle was trained on (``yes``/``no``; empty when the bundle
 records no training list): scores of training images are not held-out evidence.
 """
@@ -81,9 +81,10 @@ def score_images(images: list[Path], out: Path, *, bundle=None, cohort: Path | N
                 spacing, spacing_source = measuring_spacing(image, user_mm)
                 result = scorer.analyse(image.pixels, spacing, meta)
                 scores, qc, orientation = result["scores"], qc_text(result["qc"]), result["orientation"].describe()
+                bone_qc = {bone: qc_text(reasons) for bone, reasons in result["bone_qc"].items()}
             else:
-                meta, scores, qc, orientation, spacing_source = _score_into_scene(scorer, path, scene_dir, threshold,
-                                                                                  user_mm)
+                meta, scores, qc, bone_qc, orientation, spacing_source = _score_into_scene(
+                    scorer, path, scene_dir, threshold, user_mm)
         except InputError as exc:
             failures.append((path, str(exc)))
             log.info("skipped %s", exc)
@@ -101,7 +102,7 @@ def score_images(images: list[Path], out: Path, *, bundle=None, cohort: Path | N
         for bone in BONES:
             folds = scores[bone]["fold_probabilities"]
             bone_rows.append({**ident, "image": str(path), "bone": bone, "score": f"{scores[bone]['score']:.6f}",
-                              **{f"fold_{k + 1}": f"{folds[k]:.6f}" for k in range(N_FOLDS)}})
+                              **{f"fold_{k + 1}": f"{folds[k]:.6f}" for k in range(N_FOLDS)}, "qc": bone_qc[bone]})
         image_rows.append({**ident, "image": str(path), "score": f"{hand:.6f}",
                            **{f"score_{b}": f"{scores[b]['score']:.6f}" for b in BONES},
                            "above_threshold": int(hand > threshold), "in_training": _in_training(path, training),
@@ -161,7 +162,8 @@ def _score_into_scene(scorer, path: Path, scene_dir: Path, threshold: float, pix
     names = volume.GetAttributeNames() or ()
     meta = {n.split(".", 1)[1]: volume.GetAttribute(n) for n in names if n.startswith("RheumImaging.")}
     save_scene(scene, scene_dir / _safe(f"{meta.get('PatientID') or path.stem}_{path.stem}"))
-    return meta, logic.scores(volume), logic.qc(volume), logic.orientation(volume), spacing_source_of(volume)
+    return (meta, logic.scores(volume), logic.qc(volume), {bone: logic.qc(volume, bone) for bone in BONES},
+            logic.orientation(volume), spacing_source_of(volume))
 
 
 def run(args) -> int:

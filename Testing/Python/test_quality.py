@@ -1,0 +1,84 @@
+"""Radiograph quality control with the test session's trained bundles: the shape model training stores, held-out
+and quarter-turned hands passing, and the qc in every score table. The limit was calibrated on phantom seed 501
+(bundle README, "Quality control"); the phantoms here are other seeds. What the shape model refuses is tested in
+test_shape_model.py (the session's contour model, trained on 6 images, has too loose a limit to show it)."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+
+from RheumTextureLib.quality import CONFIDENCE, SHAPE_MODEL, ContourQuality
+
+BONES = ("MC2", "MC3", "MC4")
+
+
+@pytest.fixture(scope="module")
+def scorer(trained_bundles):
+    from RheumTextureLib.pipeline import HandScorer
+
+    return HandScorer(trained_bundles)
+
+
+@pytest.fixture(scope="module")
+def held_out(scorer):
+    """A held-out right hand (seed 64), read upright: (pixels, its contours in the trained convention)."""
+    from RheumTextureLib.phantom import render_hand
+
+    pixels = render_hand(64, 1)[0].astype(np.float32)
+    found = scorer.contour(pixels)
+    return pixels, {bone: c["control_points"] for bone, c in found.items()}
+
+
+def test_training_stores_a_shape_model_and_the_localisers_confidence_on_its_training_images(contour_bundle_trained):
+    n_training = len(json.loads((contour_bundle_trained / "datalist.json").read_text())["training"])
+    stored = json.loads((contour_bundle_trained / SHAPE_MODEL).read_text())
+    assert stored["settings"]["fitted_on"] == f"the network's contours on {n_training} training images"
+    assert set(stored["models"]) == {*BONES, "layout"}
+    for model in stored["models"].values():
+        assert len(model["training_distances"]) == n_training
+        assert model["limit"] == pytest.approx(stored["settings"]["margin"] * np.percentile(
+            model["training_distances"], stored["settings"]["percentile"]))
+    confidence = json.loads((contour_bundle_trained / CONFIDENCE).read_text())
+    doubt = confidence["training_1_minus_confidence"]
+    assert len(doubt) == n_training
+    assert confidence["limit"] == pytest.approx(1 - confidence["margin"] * np.percentile(doubt, 95), abs=1e-5)
+
+
+def test_a_held_out_hand_passes_and_a_quarter_turn_is_read_not_flagged(scorer, held_out):
+    """orientation.py undoes quarter turns, so a hand turned by 90 degrees either way is the same image to the
+    contour model: nothing to flag."""
+    pixels, _ = held_out
+    for turns in (0, 1, 3):
+        result = scorer.analyse(np.ascontiguousarray(np.rot90(pixels, turns)), (0.25, 0.25), {"ImageLaterality": "R"})
+        assert result["qc"] == [], turns
+        assert result["bone_qc"] == {bone: [] for bone in BONES}
+
+
+def test_a_bundle_without_shape_model_says_its_contours_are_unchecked(contour_bundle_trained, tmp_path, held_out):
+    import shutil
+
+    copy = shutil.copytree(contour_bundle_trained, tmp_path / "old_bundle", ignore=shutil.ignore_patterns("*.pt"))
+    (copy / SHAPE_MODEL).unlink()
+    assert ContourQuality(copy).reasons(held_out[1]) == ["contours not checked (the contour bundle has no shape "
+                                                         "model; retrain it)"]
+
+
+def test_every_score_table_carries_the_images_qc(scorer, tmp_path):
+    """The PNG twin of a calibrated DICOM has no calibration: its image, bone and patient rows all say so."""
+    from RheumTextureLib.phantom import generate_cohort
+    from RheumTextureLib.score_cli import score_images
+
+    cohort = generate_cohort(tmp_path / "c", 1, seed=65)
+    images = tmp_path / "c" / "images"
+    out = tmp_path / "s" / "scores.csv"
+    score_images([images / "RA0001.png"], out, scorer=scorer, cohort=cohort, progress=False)
+    expected = "spacing unknown (assumed 0.15 mm)"
+    for name in ("scores.csv", "scores_images.csv", "scores_bones.csv"):
+        with open(tmp_path / "s" / name) as f:
+            rows = list(csv.DictReader(f))
+        assert [r["qc"] for r in rows] == [expected] * len(rows), name
+    assert len(rows) == 3
