@@ -136,7 +136,8 @@ def score_studies(studies, out: Path, segmenter, system: dict, progress=True) ->
         for site, path in paths.items():
             try:
                 image = read_image(path)
-                r = analyse_image(site, image.pixels, image.spacing_mm, segmenter, system, reader=readers.get(site))
+                r = analyse_image(site, image.pixels, image.spacing_mm, segmenter, system, reader=readers.get(site),
+                                  metadata=image.metadata)
             except (InputError, ValueError, OSError) as e:
                 failures += 1
                 notes.append(f"{path}: skipped ({e})")

@@ -17,11 +17,13 @@ from pathlib import Path
 import numpy as np
 
 from RheumImagingLib.anatomy import SITES, US_LABELS, US_SEGMENTS, annotation_column, image_column
-from RheumImagingLib.annotations import prepare_image, read_masks
+from RheumImagingLib.annotations import SPACING_NONE, prepare_image, read_masks
 from RheumImagingLib.bundle import Bundle, default_bundle_root, load_checkpoint
 from RheumImagingLib.cohort_folder import annotation_paths, read_cohort, row_file, row_spacing
 from RheumImagingLib.console import log_file
 from RheumImagingLib.errors import InputError
+
+from . import quality
 
 #: The extension's copy of the bundle (the default for the module and the CLI).
 BUNDLE_DIR = default_bundle_root() / "sjogren_us_segmentation"
@@ -58,6 +60,7 @@ class USSegmenter:
         self._pre = Compose([t for t in pre if not isinstance(t, LoadImaged)])
         self._post = Compose([t for t in post if not isinstance(t, SaveImaged)])
         self._inferer = self.bundle.get("inferer")
+        self.plausibility = quality.load(self.bundle.root)  # None for a bundle trained before quality control
 
     def network_input(self, pixels):
         """The bundle's declared preprocessing (loader aside) of a rows x columns image: the (1, x, y) tensor the
@@ -156,6 +159,13 @@ def training_pairs(cohort_csv: str | Path, out_dir: str | Path) -> dict[str, lis
     return pairs
 
 
+def training_labels(datalist: Path):
+    """(label map, site, spacing in mm or None) of the datalist's ``training`` items, for the plausibility model."""
+    for item in json.loads(Path(datalist).read_text())["training"]:
+        calibrated = item.get("spacing_source") != SPACING_NONE
+        yield np.load(Path(datalist).parent / item["label"]), item["site"], item["spacing_mm"] if calibrated else None
+
+
 def build_datalist(cohort_csv: str | Path, out_json: str | Path, val_fraction: float = 0.2, seed: int = 0,
                    overwrite: bool = False) -> Path:
     """Write the bundle's datalist (MONAI decathlon format) from a cohort.csv (:func:`training_pairs`; the
@@ -194,7 +204,8 @@ def train_segmentation(bundle_dir: str | Path, cohort_csv: str | Path, out_dir: 
                        val_fraction: float = 0.2, seed: int = 0, overrides: dict | None = None,
                        progress=None) -> Path:
     """Train the bundle on a cohort and return ``out_dir``: a copy of the bundle, ready to use, with
-    ``models/model.pt`` (best validation mean Dice), its ``datalist.json``, ``models/training.json``
+    ``models/model.pt`` (best validation mean Dice), ``models/plausibility.json`` (what the training label
+    maps look like, :mod:`.quality`), its ``datalist.json``, ``models/training.json``
     and ``training.log`` (the full log, every iteration); ``progress(stage, fraction)`` hears about
     every iteration.
 
@@ -216,6 +227,7 @@ def train_segmentation(bundle_dir: str | Path, cohort_csv: str | Path, out_dir: 
     started = time.perf_counter()
     with log_file(out_dir / "training.log"):
         bundle.train("segmentation", progress)
+    quality.write(quality.fit(training_labels(datalist), bundle.version), out_dir)
     checkpoint = out_dir / "models" / "model.pt"
     if not checkpoint.is_file():
         raise RuntimeError(f"{out_dir}: training wrote no models/model.pt (max_epochs must reach val_interval)")
