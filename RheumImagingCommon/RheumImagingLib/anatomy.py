@@ -17,9 +17,6 @@ GLAND_SITES = SITES[1:]
 US_LABELS = {1: "epithelium", 2: "submucosa", 3: "parenchyma", 4: "focus"}
 US_SEGMENTS = tuple(US_LABELS[k] for k in sorted(US_LABELS))
 
-#: Plain labelmap value k is ``names[k - 1]`` for these name tuples.
-LABELMAP_NAMES = {"hand": BONES, "ultrasound": US_SEGMENTS}
-
 
 def image_column(site: str) -> str:
     return f"{site}_image"
@@ -36,7 +33,8 @@ def annotation_column(site: str) -> str:
 # SCT 272673000 lines 294-300; category "Morphologically Altered Structure" SCT 49755003 line 343 with type
 # "Inflammation" SCT 23583003 lines 452-456; category "Anatomical Structure" SCT 123037004 line 1135 with
 # type "Salivary gland" SCT 385294005 lines 9051-9057) and AnatomicRegionAndModifier-DICOM-Master.json
-# (context name line 2; "Hand" SCT 85562004 line 4633). The serialisation is Slicer's: vtkSlicerTerminologiesModuleLogic::SerializeTerminologyEntry
+# (context name line 2; "Hand" SCT 85562004 line 4633). The serialisation is Slicer's:
+# vtkSlicerTerminologiesModuleLogic::SerializeTerminologyEntry
 # (Modules/Loadable/Terminologies/Logic/vtkSlicerTerminologiesModuleLogic.cxx v5.8.1 lines 2053-2073).
 # Nearest real codes where the list has no exact one (never invented):
 # - a metacarpal: "Bone" with anatomic region "Hand" (the list has no metacarpal code);

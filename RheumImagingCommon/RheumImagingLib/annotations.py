@@ -61,14 +61,17 @@ class ImageGeometry:
     def of_volume(cls, volume_node) -> "ImageGeometry":
         """The geometry of a single-slice volume node; the spacing of an uncalibrated volume that is not
         1 mm was set by the user (Volumes module) and counts as user-given."""
-        from .imageio import is_calibrated
+        from .imageio import ATTR, is_calibrated
 
         image = volume_node.GetImageData()
         if image is None:
             raise InputError(volume_node.GetName(), "the volume has no image data")
         cols, rows, _ = image.GetDimensions()
         col_mm, row_mm, _ = volume_node.GetSpacing()
-        if is_calibrated(volume_node):
+        calibration = volume_node.GetAttribute(ATTR + "Calibration") or ""
+        if calibration.startswith(SPACING_USER):
+            source = SPACING_USER
+        elif is_calibrated(volume_node):
             source = SPACING_CALIBRATED
         else:
             source = SPACING_NONE if np.allclose((row_mm, col_mm), 1.0) else SPACING_USER
@@ -94,6 +97,44 @@ class ImageGeometry:
         ras = np.asarray(ras, dtype=np.float64).reshape(-1, 3)
         row_mm, col_mm = self.spacing_mm
         return np.column_stack([-ras[:, 0] / col_mm, -ras[:, 1] / row_mm])
+
+
+def measuring_spacing(image, pixel_spacing_mm: float | None = None) -> tuple[tuple[float, float] | None, str]:
+    """The (row, col) spacing to measure an image in, and its source for the output rows: the
+    calibration ("calibrated"), else the user's mm per pixel ("user-given"), else (None, "none"): no mm."""
+    geometry = ImageGeometry.of_image(image, pixel_spacing_mm)
+    if geometry.spacing_source == SPACING_NONE:
+        return None, "none"
+    return geometry.spacing_mm, geometry.spacing_source
+
+
+def spacing_option(text: str) -> float:
+    """argparse type of ``--pixel-spacing MM``: the error says what is wrong."""
+    import argparse
+
+    try:
+        return checked_spacing(text)
+    except InputError as exc:
+        raise argparse.ArgumentTypeError(exc.reason) from None
+
+
+def set_user_spacing(volume_node, pixel_spacing_mm: float) -> bool:
+    """Give a volume without calibration the user's mm per pixel (recorded as user-given in its
+    ``RheumImaging.Calibration`` provenance); a calibrated volume keeps its own. True when applied."""
+    from .imageio import ATTR, is_calibrated
+
+    if is_calibrated(volume_node):
+        return False
+    mm = checked_spacing(pixel_spacing_mm, volume_node.GetName())
+    volume_node.SetSpacing(mm, mm, volume_node.GetSpacing()[2])
+    volume_node.SetAttribute(ATTR + "Calibration", f"{SPACING_USER}: {mm:g} mm per pixel")
+    return True
+
+
+def spacing_source_of(volume_node) -> str:
+    """"calibrated", "user-given" or "none" (the output rows' ``spacing_source``) of a volume."""
+    source = ImageGeometry.of_volume(volume_node).spacing_source
+    return "none" if source == SPACING_NONE else source
 
 
 def checked_spacing(value, where=None) -> float:
@@ -275,15 +316,9 @@ def _segmentation_masks(path: Path, geometry: ImageGeometry, names) -> dict[str,
     import slicer
     import vtk
 
-    from .scene import new_scene
+    from .scene import read_node
 
-    scene = new_scene()
-    node = scene.AddNewNodeByClass("vtkMRMLSegmentationNode")
-    storage = slicer.vtkMRMLSegmentationStorageNode()
-    scene.AddNode(storage)
-    storage.SetFileName(str(path))
-    if not storage.ReadData(node):
-        raise InputError(path, "Slicer could not read this segmentation file")
+    node = read_node(path, "vtkMRMLSegmentationNode", "vtkMRMLSegmentationStorageNode", "segmentation file")
     segmentation = node.GetSegmentation()
     labelmap_name = slicer.vtkSegmentationConverter.GetSegmentationBinaryLabelmapRepresentationName()
     found = [segmentation.GetNthSegment(i).GetName() for i in range(segmentation.GetNumberOfSegments())]
@@ -307,20 +342,14 @@ def _segmentation_masks(path: Path, geometry: ImageGeometry, names) -> dict[str,
 
 
 def _labelmap_masks(path: Path, geometry: ImageGeometry, names) -> dict[str, np.ndarray]:
-    import slicer
     import vtk
 
-    from .scene import new_scene
+    from .scene import read_node
 
-    scene = new_scene()
-    node = scene.AddNewNodeByClass("vtkMRMLLabelMapVolumeNode")
-    storage = slicer.vtkMRMLVolumeArchetypeStorageNode()
-    scene.AddNode(storage)
-    storage.SetFileName(str(path))
-    storage.SetSingleFile(True)
-    if not storage.ReadData(node) or node.GetImageData() is None:
-        raise InputError(path, "Slicer could not read this labelmap file")
+    node = read_node(path, "vtkMRMLLabelMapVolumeNode", "vtkMRMLVolumeArchetypeStorageNode", "labelmap file")
     image = node.GetImageData()
+    if image is None:
+        raise InputError(path, "Slicer could not read this labelmap file")
     matrix = vtk.vtkMatrix4x4()
     node.GetIJKToRASMatrix(matrix)
     labels = _sample(path, _vtk_array(image), image.GetExtent(), _numpy(matrix), geometry)
@@ -354,7 +383,8 @@ def _by_value(path: Path, labels: np.ndarray, names) -> dict[str, np.ndarray]:
 
 def _at_least_one(path: Path, masks: dict, names, found) -> dict[str, np.ndarray]:
     if not any(m.any() for m in masks.values()):
-        raise InputError(path, f"holds none of {', '.join(names)} (it holds: {', '.join(map(str, found)) or 'nothing'})")
+        holds = ", ".join(map(str, found)) or "nothing"
+        raise InputError(path, f"holds none of {', '.join(names)} (it holds: {holds})")
     return masks
 
 

@@ -130,8 +130,9 @@ def row_spacing(row: dict[str, str], cohort_csv: str | os.PathLike | None = None
         return None
     from .annotations import checked_spacing
 
-    where = f"{cohort_csv} row {row_index + 1}, column {SPACING_COLUMN}" if cohort_csv and row_index is not None \
-        else SPACING_COLUMN
+    patient = (row.get("patient_id") or "").strip()
+    where = (f"{cohort_csv or 'cohort'}" + (f" row {row_index + 1}" if row_index is not None else "")
+             + (f" ({patient})" if patient else "") + f", column {SPACING_COLUMN}")
     return checked_spacing(cell, where)
 
 

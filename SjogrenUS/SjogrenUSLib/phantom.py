@@ -386,14 +386,16 @@ def _us_regions(shape: tuple[int, int], spacing_mm: float):
 
 
 COHORT_COLUMNS = ("patient_id", "label", *map(image_column, SITES), *map(annotation_column, SITES),
-                  "thickness_mm_true", "echogenicity_true", "gland_grades_true", "gland_score_true", "mucosa_score_true")
+                  "thickness_mm_true", "echogenicity_true", "gland_grades_true", "gland_score_true",
+                  "mucosa_score_true")
 #: The segments each site's annotation holds (a gland's ``focus`` segment may be empty: no foci).
 SITE_SEGMENTS = {site: ("epithelium", "submucosa") if site == "mucosa" else ("parenchyma", "focus") for site in SITES}
 
 
 def generate_cohort(outdir, n_patients: int, seed: int, *, overwrite: bool = False,
                     mucosa_spacing_mm: float = MUCOSA_SPACING_MM, gland_spacing_mm: float = GLAND_SPACING_MM,
-                    shape: tuple[int, int] = DEFAULT_SHAPE, acquisition: str = "fixed", legacy_png: bool = True) -> Path:
+                    shape: tuple[int, int] = DEFAULT_SHAPE, acquisition: str = "fixed",
+                    legacy_png: bool = True) -> Path:
     """Write ``n_patients`` phantom studies (alternately pSS and control, pSS first) to ``outdir``:
     ``cohort.csv`` (``<site>_image`` and ``<site>_annotation`` columns) and per site
     ``images/<patient_id>_<site>.dcm`` with its truth as a user's annotation would be,

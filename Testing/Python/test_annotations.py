@@ -178,25 +178,32 @@ def test_written_segmentation_loads_in_slicer_with_names_and_terminology(tmp_pat
     assert "SCT^385294005^Salivary gland" in TERMINOLOGY["parenchyma"]
 
 
-def test_segmentation_saved_by_slicer_reads_back(tmp_path, scene):
-    import slicer
+def _labelmap_node(scene, labels):
+    """A labelmap volume node of ``labels`` on the image's volume geometry (as drawn in Slicer on it)."""
     import vtk
     from vtk.util import numpy_support
 
-    masks = _masks()
-    labels = np.zeros((ROWS, COLS), np.uint8)
-    for value, name in enumerate(("epithelium", "submucosa", "parenchyma"), start=1):
-        labels[masks[name]] = value
     volume = _volume(scene)
-    labelmap = scene.AddNewNodeByClass("vtkMRMLLabelMapVolumeNode", "drawn")
+    node = scene.AddNewNodeByClass("vtkMRMLLabelMapVolumeNode", "drawn")
     image = vtk.vtkImageData()
     image.SetDimensions(COLS, ROWS, 1)
     image.GetPointData().SetScalars(numpy_support.numpy_to_vtk(labels.ravel(), deep=True,
                                                                array_type=vtk.VTK_UNSIGNED_CHAR))
     matrix = vtk.vtkMatrix4x4()
     volume.GetIJKToRASMatrix(matrix)
-    labelmap.SetIJKToRASMatrix(matrix)
-    labelmap.SetAndObserveImageData(image)
+    node.SetIJKToRASMatrix(matrix)
+    node.SetAndObserveImageData(image)
+    return node
+
+
+def test_segmentation_saved_by_slicer_reads_back(tmp_path, scene):
+    import slicer
+
+    masks = _masks()
+    labels = np.zeros((ROWS, COLS), np.uint8)
+    for value, name in enumerate(("epithelium", "submucosa", "parenchyma"), start=1):
+        labels[masks[name]] = value
+    labelmap = _labelmap_node(scene, labels)
     node = scene.AddNewNodeByClass("vtkMRMLSegmentationNode")
     assert slicer.vtkSlicerSegmentationsModuleLogic.ImportLabelmapToSegmentationNode(labelmap, node)
     segmentation = node.GetSegmentation()
@@ -216,8 +223,6 @@ def test_segmentation_saved_by_slicer_reads_back(tmp_path, scene):
 @pytest.mark.parametrize("suffix", [".nrrd", ".nii.gz", ".png"])
 def test_plain_labelmap_by_value(tmp_path, scene, suffix):
     import slicer
-    import vtk
-    from vtk.util import numpy_support
 
     labels = np.zeros((ROWS, COLS), np.uint8)
     labels[5:20, 3:15], labels[10:40, 20:30], labels[8:30, 40:50] = 1, 2, 3  # MC2, MC3, MC4
@@ -227,16 +232,7 @@ def test_plain_labelmap_by_value(tmp_path, scene, suffix):
 
         Image.fromarray(labels).save(path)
     else:  # written by Slicer's volume storage from a labelmap node on the image's geometry
-        volume = _volume(scene)
-        node = scene.AddNewNodeByClass("vtkMRMLLabelMapVolumeNode")
-        image = vtk.vtkImageData()
-        image.SetDimensions(COLS, ROWS, 1)
-        image.GetPointData().SetScalars(numpy_support.numpy_to_vtk(labels.ravel(), deep=True,
-                                                                   array_type=vtk.VTK_UNSIGNED_CHAR))
-        matrix = vtk.vtkMatrix4x4()
-        volume.GetIJKToRASMatrix(matrix)
-        node.SetIJKToRASMatrix(matrix)
-        node.SetAndObserveImageData(image)
+        node = _labelmap_node(scene, labels)
         storage = slicer.vtkMRMLVolumeArchetypeStorageNode()
         scene.AddNode(storage)
         storage.SetFileName(str(path))
