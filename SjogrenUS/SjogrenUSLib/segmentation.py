@@ -182,7 +182,8 @@ def build_datalist(cohort_csv: str | Path, out_json: str | Path, val_fraction: f
     pairs = training_pairs(cohort_csv, out_json.parent)
     for items in pairs.values():
         for item in items:
-            item.update(image=_relative(item["image"], out_json.parent), label=_relative(item["label"], out_json.parent))
+            for key in ("image", "label"):
+                item[key] = _relative(item[key], out_json.parent)
     patients = sorted(pairs)
     order = np.random.default_rng(seed).permutation(len(patients))
     n_val = int(round(val_fraction * len(patients)))
@@ -190,7 +191,8 @@ def build_datalist(cohort_csv: str | Path, out_json: str | Path, val_fraction: f
         n_val = min(max(n_val, 1), len(patients) - 1)
     val_ids = {patients[i] for i in order[:n_val]}
     datalist = {
-        "description": f"built from {cohort_csv.resolve()} (seed {seed}, val_fraction {val_fraction}); split by patient",
+        "description": f"built from {cohort_csv.resolve()} (seed {seed}, val_fraction {val_fraction}); "
+                       "split by patient",
         "labels": {"0": "background", **{str(k): v for k, v in LABELS.items()}},
         "training": [p for pid in patients if pid not in val_ids for p in pairs[pid]],
         "validation": [p for pid in patients if pid in val_ids for p in pairs[pid]],

@@ -92,9 +92,9 @@ def test_datalist_train_infer_evaluate_from_outside_the_bundle(alone):
     assert a.shape == b.shape == (48, 64) and a.dtype == np.uint8
     assert np.array_equal(a, b) and set(np.unique(a)) <= {0, 1, 2, 3}
 
-    evaluated = _run([*common, "--config_file", json.dumps([str(bundle / "configs" / f"{n}.json")
-                                                             for n in ("train", "evaluate")]),
-                      "--dataset_dir", str(data), "--output_dir", str(root / "eval")], root, poison)
+    configs = json.dumps([str(bundle / "configs" / f"{n}.json") for n in ("train", "evaluate")])
+    evaluated = _run([*common, "--config_file", configs, "--dataset_dir", str(data), "--output_dir",
+                      str(root / "eval")], root, poison)
     assert evaluated.returncode == 0, evaluated.stderr[-3000:]
     assert (root / "eval" / "val_dice_per_label_summary.csv").is_file()
 

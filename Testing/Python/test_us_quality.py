@@ -81,7 +81,8 @@ def test_broken_layers_and_missing_gland_are_named(us_segmentation_trained, held
 
 def test_flagged_predictions_are_the_wrong_ones(us_segmentation_trained, held_out):
     """The seconds-long fixture network segments some held-out glands badly (the demo config's network has 0 of
-    30 held-out phantom images flagged, bundle docs/README.md): on average the ones qc flags have a lower Dice than every one it passes."""
+    30 held-out phantom images flagged, bundle docs/README.md): on average the ones qc flags have a lower Dice
+    than every one it passes."""
     from SjogrenUSLib import quality
     from SjogrenUSLib.segmentation import USSegmenter
 

@@ -181,7 +181,8 @@ def test_evaluate_config_reports_dice_per_label(us_segmentation_trained, tmp_pat
     from RheumImagingLib.bundle import Bundle
 
     datalist = str(us_segmentation_trained / "datalist.json")
-    Bundle(us_segmentation_trained, ["train", "evaluate"], overrides={"output_dir": str(tmp_path), "datalist": datalist}).run()
+    Bundle(us_segmentation_trained, ["train", "evaluate"],
+           overrides={"output_dir": str(tmp_path), "datalist": datalist}).run()
     with open(tmp_path / "val_dice_per_label_summary.csv") as f:
         rows = {r[0]: r[1:] for r in csv.reader(f)}
     assert "mean" in rows["class"] and {"class0", "class1", "class2"} <= set(rows)
@@ -282,8 +283,8 @@ def test_trained_on_a_cohort_without_png_from_its_dicom_and_segmentations(us_seg
     assert not list(phantoms.rglob("*.png")), "the fixture cohort has DICOM and .seg.nrrd only"
     datalist = json.loads((us_segmentation_trained / "datalist.json").read_text())
     assert {Path(d["image"]).parent.name for d in datalist["training"]} == {"prepared"}
-    assert {d["site"] for d in datalist["training"]} == {"mucosa", "parotid_left", "parotid_right",
-                                                          "submandibular_left", "submandibular_right"}
+    sites = {"mucosa", "parotid_left", "parotid_right", "submandibular_left", "submandibular_right"}
+    assert {d["site"] for d in datalist["training"]} == sites
 
 
 def test_network_input_identical_at_training_and_scoring_for_dicom_and_png(us_segmentation_trained, tmp_path):

@@ -20,12 +20,12 @@ import pandas as pd
 from ..errors import InputError
 
 QC_OK = "ok"
+IN_TRAINING = ("yes", "no", "")  # empty: unknown (the bundle records no training list)
 
 
 def qc_text(reasons) -> str:
     """The ``qc`` cell of a score row: ``ok`` or the reasons joined by ``;`` (what :func:`screen` splits)."""
     return ";".join(reasons) if reasons else QC_OK
-IN_TRAINING = ("yes", "no", "")  # empty: unknown (the bundle records no training list)
 
 
 def screen(rows: pd.DataFrame, path, include_training: bool = False) -> tuple[pd.DataFrame, dict]:
