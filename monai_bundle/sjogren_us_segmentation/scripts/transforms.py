@@ -14,7 +14,6 @@ give them.
 from __future__ import annotations
 
 import torch
-from monai.config import KeysCollection
 from monai.transforms import MapTransform
 
 #: Array files indexed (rows, columns), as SlicerRheumImaging prepares training images.
@@ -23,9 +22,6 @@ ROWS_FIRST_SUFFIXES = (".npy", ".npz")
 
 class LabelsFromLogitsd(MapTransform):
     """Replace each ``keys`` item, channel-first logits (C, ...), by its label map (1, ...) as float32."""
-
-    def __init__(self, keys: KeysCollection, allow_missing_keys: bool = False):
-        super().__init__(keys, allow_missing_keys)
 
     def __call__(self, data):
         d = dict(data)
@@ -36,9 +32,6 @@ class LabelsFromLogitsd(MapTransform):
 
 class Frame2Dd(MapTransform):
     """Make each ``keys`` item (channel first) a 2-D frame ``[C, X, Y]``; anything else is an error naming it."""
-
-    def __init__(self, keys: KeysCollection, allow_missing_keys: bool = False):
-        super().__init__(keys, allow_missing_keys)
 
     def __call__(self, data):
         d = dict(data)
