@@ -232,7 +232,7 @@ def train_segmentation(bundle_dir: str | Path, cohort_csv: str | Path, out_dir: 
     quality.write(quality.fit(training_labels(datalist), bundle.version), out_dir)
     checkpoint = out_dir / "models" / "model.pt"
     if not checkpoint.is_file():
-        raise RuntimeError(f"{out_dir}: training wrote no models/model.pt (max_epochs must reach val_interval)")
+        raise RuntimeError(f"{out_dir}: training wrote no models/model.pt (see training.log)")
     record = {
         "configs": bundle.config_files,
         "overrides": overrides or {},
