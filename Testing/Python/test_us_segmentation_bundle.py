@@ -91,7 +91,6 @@ def test_metadata_fields_and_version_rule():
     assert pred["channel_def"] == {"0": "background", "1": "epithelium", "2": "submucosa", "3": "parenchyma"}
 
 
-
 def test_configs_share_one_network_and_name_monai_label_keys():
     train, inference, multi = _config("train"), _config("inference"), _config("multi_gpu_train")
     assert train["network_def"] == inference["network_def"]
