@@ -202,24 +202,6 @@ def build_datalist(cohort_csv: str | Path, out_json: str | Path, val_fraction: f
     return out_json
 
 
-def _is_setting(value) -> bool:
-    """A number or a list of numbers (a size): what a training run's override can change and inference reuses."""
-    items = value if isinstance(value, list) else [value]
-    return bool(items) and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in items)
-
-
-def carry_trained_settings(out_dir: Path, bundle: Bundle) -> None:
-    """Write into the trained copy's ``inference.json`` the numeric settings it shares with the training run that
-    the run changed (the patch size, for one: InstanceNorm statistics depend on the window), so the trained
-    bundle runs as trained with MONAI alone or MONAI Label, no override needed."""
-    path = out_dir / "configs" / "inference.json"
-    inference = json.loads(path.read_text())
-    changed = {k: bundle.raw(k) for k, v in inference.items()
-               if _is_setting(v) and k in bundle.parser and _is_setting(bundle.raw(k)) and bundle.raw(k) != v}
-    if changed:
-        path.write_text(json.dumps({**inference, **changed}, indent=4) + "\n")
-
-
 def train_segmentation(bundle_dir: str | Path, cohort_csv: str | Path, out_dir: str | Path, config: str | None = "demo",
                        val_fraction: float = 0.2, seed: int = 0, overrides: dict | None = None,
                        progress=None) -> Path:
@@ -248,7 +230,6 @@ def train_segmentation(bundle_dir: str | Path, cohort_csv: str | Path, out_dir: 
     with log_file(out_dir / "training.log"):
         bundle.train("segmentation", progress)
     quality.write(quality.fit(training_labels(datalist), bundle.version), out_dir)
-    carry_trained_settings(out_dir, bundle)
     checkpoint = out_dir / "models" / "model.pt"
     if not checkpoint.is_file():
         raise RuntimeError(f"{out_dir}: training wrote no models/model.pt (see training.log)")

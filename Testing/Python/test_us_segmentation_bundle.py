@@ -138,14 +138,6 @@ def test_torchscript_export_equals_eager(us_segmentation_trained, tmp_path):
         assert torch.allclose(scripted(x), eager(x), atol=1e-5, rtol=0)
 
 
-def test_trained_bundle_infers_with_the_patch_size_it_was_trained_with(us_segmentation_trained):
-    """The fixture trains on 64 x 64 patches (an override): the trained copy's inference.json says so."""
-    trained = json.loads((us_segmentation_trained / "configs" / "inference.json").read_text())
-    assert trained["patch_size"] == [64, 64] and _config("inference")["patch_size"] == [128, 128]
-    assert {k: v for k, v in trained.items() if k != "patch_size"} == {
-        k: v for k, v in _config("inference").items() if k != "patch_size"}
-
-
 def test_segmenter_labels_held_out_gland_parenchyma(us_segmentation_trained):
     """The seconds-long test training learns the parenchyma; the mucosa layers need the demo config's
     minutes (docs/README.md, "Expected results")."""
