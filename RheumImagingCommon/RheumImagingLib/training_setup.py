@@ -18,7 +18,7 @@ from .errors import InputError
 
 TRAINING_RECORD = Path("models") / "training.json"
 # never copied from the source: weights, evaluation output, caches, another training's lists and logs
-_NOT_COPIED = ("__pycache__", "models", "eval", "datalist.json", "training.log", "*.pt", "*.ts", "prepared")
+_NOT_COPIED = ("__pycache__", "models", "eval", "datalist.json", "training.log", "*.pt", "*.ts", "prepared", "labels")
 
 
 def new_training_copy(source, out_dir, config: str | None = None, overrides: dict | None = None) -> Path:

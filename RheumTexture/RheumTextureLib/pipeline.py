@@ -9,14 +9,10 @@ import numpy as np
 
 from RheumImagingLib.bundle import default_bundle_root
 from RheumImagingLib.errors import InputError
+from RheumImagingLib.stats.flow import qc_text  # noqa: F401  (the one home of the qc cell; importers use this name)
 
 CONTOUR_BUNDLE = "metacarpal_contour"
 TEXTURE_BUNDLE = "ra_bone_texture"
-
-
-def qc_text(reasons) -> str:
-    """The ``qc`` cell: ``ok`` or the reasons joined by ``;``."""
-    return ";".join(reasons) if reasons else "ok"
 
 
 class HandScorer:

@@ -7,7 +7,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import echogenicity, glands
+from RheumImagingLib.stats.flow import qc_text
+
+from . import echogenicity, glands, quality
 from .measure import Thickness, layer_thickness, user_thickness
 from .scoring import GLAND_SITES, mucosa_score, totals
 
@@ -15,7 +17,7 @@ SITES = ("mucosa",) + GLAND_SITES
 ROW_COLUMNS = ("patient_id", "label", "gland_score", "mucosa_score", "thickness_mm", "modified_score",
                "gland_positive", "modified_positive") + tuple(f"grade_{s}" for s in GLAND_SITES) + (
                "echogenicity", "thickness_median_mm", "thickness_samples", "thickness_status", "thickness_source",
-               "scoring_system", "notes")
+               "scoring_system", "qc", "notes")
 
 
 @dataclass
@@ -28,6 +30,7 @@ class ImageResult:
     thickness: Thickness | None = None
     echo: echogenicity.Echogenicity | None = None
     gland: glands.GlandResult | None = None
+    qc: list[str] | None = None  # why the segmentation is not trusted ([] plausible; None: labels given, not predicted)
 
 
 def guess_site(labels: np.ndarray) -> str:
@@ -36,14 +39,18 @@ def guess_site(labels: np.ndarray) -> str:
 
 
 def analyse_image(site: str | None, pixels, spacing_mm, segmenter, system: dict, labels=None,
-                  reader: dict | None = None) -> ImageResult:
+                  reader: dict | None = None, metadata: dict | None = None) -> ImageResult:
     """Segment (unless ``labels`` are given) and measure one image by its site; ``reader``: a gland's
-    reader-entered criteria (scoring.reader_criteria)."""
+    reader-entered criteria (scoring.reader_criteria); ``metadata``: the file's (imageio), for quality control
+    of a predicted segmentation (:mod:`.quality`)."""
     pixels = np.asarray(pixels)
-    if labels is None:
+    predicted = labels is None
+    if predicted:
         labels = segmenter.predict(pixels)
     site = site or guess_site(labels)
     r = ImageResult(site, labels, spacing_mm)
+    if predicted:
+        r.qc = quality.image_reasons(labels, site, getattr(segmenter, "plausibility", None), spacing_mm, metadata)
     if site == "mucosa":
         r.thickness = layer_thickness(labels, spacing_mm)
         r.echo = echogenicity.classify(pixels, labels)
@@ -82,7 +89,8 @@ def patient_row(patient_id: str, label, results: dict, system: dict, notes=(),
            "thickness_samples": thick.n_samples if thick else None,
            "thickness_status": (thick.status if thick else "no mucosa image"),
            "thickness_source": "" if thick is None else ("user" if thickness_mm is not None else "automatic"),
-           "scoring_system": system["name"], "notes": "; ".join(notes)}
+           "scoring_system": system["name"], "notes": "; ".join(notes),
+           "qc": qc_text([f"{s}: {reason}" for s, r in results.items() for reason in (r.qc or [])])}
     row.update(totals(grades, m_score, system))
     for s in GLAND_SITES:
         row[f"grade_{s}"] = grades[s]

@@ -151,7 +151,8 @@ def score_studies(studies, out: Path, segmenter, system: dict, progress=True,
             try:
                 image = read_image(path)
                 spacing, sources[site] = measuring_spacing(image, entries.get("pixel_spacing_mm") or pixel_spacing_mm)
-                r = analyse_image(site, image.pixels, spacing, segmenter, system, reader=readers.get(site))
+                r = analyse_image(site, image.pixels, spacing, segmenter, system, reader=readers.get(site),
+                                  metadata=image.metadata)
             except (InputError, ValueError, OSError) as e:
                 failures += 1
                 notes.append(f"{path}: skipped ({e})")

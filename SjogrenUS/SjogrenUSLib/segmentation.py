@@ -15,10 +15,14 @@ from pathlib import Path
 
 import numpy as np
 
+from RheumImagingLib.anatomy import SITES, US_LABELS, US_SEGMENTS, annotation_column, image_column
+from RheumImagingLib.annotations import SPACING_NONE, prepare_image, read_masks
 from RheumImagingLib.bundle import Bundle, default_bundle_root, load_checkpoint
-from RheumImagingLib.cohort_folder import read_cohort
+from RheumImagingLib.cohort_folder import annotation_paths, read_cohort, row_file, row_spacing
 from RheumImagingLib.console import log_file
 from RheumImagingLib.errors import InputError
+
+from . import quality
 
 #: The extension's copy of the bundle (the default for the module and the CLI).
 BUNDLE_DIR = default_bundle_root() / "sjogren_us_segmentation"
@@ -26,15 +30,8 @@ BUNDLE_DIR = default_bundle_root() / "sjogren_us_segmentation"
 #: Output label values of the network (0 is background).
 LABELS = {1: "epithelium", 2: "submucosa", 3: "parenchyma"}
 
-#: Image columns of a phantom (or user) cohort.csv; each names ``<stem>.dcm`` with ``<stem>.png``
-#: and the label map ``<stem>_labels.png`` beside it.
-SITE_COLUMNS = (
-    "mucosa_image",
-    "parotid_left_image",
-    "parotid_right_image",
-    "submandibular_left_image",
-    "submandibular_right_image",
-)
+#: Image columns of a cohort.csv (contract B); each may have a ``<site>_annotation`` beside it.
+IMAGE_COLUMNS = tuple(image_column(site) for site in SITES)
 
 
 class USSegmenter:
@@ -62,12 +59,11 @@ class USSegmenter:
         self._pre = Compose([t for t in pre if not isinstance(t, LoadImaged)])
         self._post = Compose([t for t in post if not isinstance(t, SaveImaged)])
         self._inferer = self.bundle.get("inferer")
+        self.plausibility = quality.load(self.bundle.root)  # None for a bundle trained before quality control
 
-    def predict(self, pixels) -> np.ndarray:
-        """Label map (uint8, same shape as ``pixels``): 0 background, 1 epithelium, 2 submucosa, 3 parenchyma.
-
-        ``pixels`` is a rows x columns array (depth down the rows), any intensity range.
-        """
+    def network_input(self, pixels):
+        """The bundle's declared preprocessing (loader aside) of a rows x columns image: the (1, x, y) tensor the
+        network sees, identical to what training feeds it for the same file (contract C)."""
         import torch
         from monai.data import MetaTensor
 
@@ -76,15 +72,21 @@ class USSegmenter:
             raise ValueError(f"predict expects one 2-D grayscale image, got shape {array.shape}")
         if not np.isfinite(array).all():
             raise ValueError("predict expects finite pixel values")
-        # The bundle works in MONAI's PNG convention (axis 0 lateral x, axis 1 depth y).
-        image = MetaTensor(torch.from_numpy(np.ascontiguousarray(array.T)))
-        data = self._pre({"image": image})
+        # The bundle works in MONAI's x-first convention (axis 0 lateral x, axis 1 depth y).
+        return self._pre({"image": MetaTensor(torch.from_numpy(np.ascontiguousarray(array.T)))})["image"]
+
+    def predict(self, pixels) -> np.ndarray:
+        """Label map (uint8, same shape as ``pixels``): 0 background, 1 epithelium, 2 submucosa, 3 parenchyma.
+
+        ``pixels`` is a rows x columns array (depth down the rows), any intensity range.
+        """
+        import torch
+
+        image = self.network_input(pixels)
         with torch.no_grad():
-            logits = self._inferer(data["image"][None].to(self.device), self.network)
-        data["pred"] = logits[0].cpu()
-        data = self._post(data)
-        labels = np.asarray(data["pred"])[0]
-        return np.ascontiguousarray(labels.T).astype(np.uint8)
+            logits = self._inferer(image[None].to(self.device), self.network)
+        labels = np.asarray(self._post({"image": image, "pred": logits[0].cpu()})["pred"])  # (x, y) uint8
+        return np.ascontiguousarray(labels.T)
 
     def provenance(self) -> dict[str, str]:
         """Attributes to store on the nodes this network produced."""
@@ -106,39 +108,81 @@ def _relative(path: Path, folder: Path) -> str:
     return os.path.relpath(path.resolve(), folder.resolve())
 
 
+def label_map(masks: dict[str, np.ndarray], shape: tuple[int, int]) -> np.ndarray:
+    """One uint8 label map (rows, cols) from named masks, values as ``anatomy.US_LABELS`` (a focus, 4, is
+    painted last: it lies inside the parenchyma, and the bundle counts it as parenchyma)."""
+    labels = np.zeros(shape, dtype=np.uint8)
+    for value, name in sorted(US_LABELS.items()):
+        if name in masks:
+            labels[masks[name]] = value
+    return labels
+
+
+def training_pairs(cohort_csv: str | Path, out_dir: str | Path) -> dict[str, list[dict]]:
+    """Per patient, the annotated images of a cohort.csv as bundle training pairs.
+
+    Each ``<site>_image`` is decoded once by :func:`RheumImagingLib.annotations.prepare_image` (the reader
+    scoring uses) into ``<out_dir>/prepared/<sha256>.npy``; its ``<site>_annotation`` (a Slicer segmentation by
+    segment name, or a labelmap by value) becomes ``<out_dir>/labels/<sha256>.npy`` on the same (rows, cols)
+    grid. Images without annotation are left out (scored only). Items carry ``site`` and the spacing for the
+    plausibility model (:mod:`SjogrenUSLib.quality`)."""
+    cohort_csv, out_dir = Path(cohort_csv), Path(out_dir)
+    rows = read_cohort(cohort_csv, ("patient_id",), IMAGE_COLUMNS)
+    (out_dir / "labels").mkdir(parents=True, exist_ok=True)
+    pairs: dict[str, list[dict]] = {}
+    for index, row in enumerate(rows):
+        pid = (row.get("patient_id") or "").strip()
+        if not pid:
+            raise InputError(cohort_csv, f"row {index + 1}: empty patient_id")
+        for site in SITES:
+            image = row_file(cohort_csv, index, row, image_column(site))
+            annotations = annotation_paths(cohort_csv, index, row, annotation_column(site))
+            if image is None and annotations:
+                raise InputError(cohort_csv, f"row {index + 1} ({pid}): {annotation_column(site)} without "
+                                             f"{image_column(site)}")
+            if image is None or not annotations:
+                continue
+            if len(annotations) > 1:
+                raise InputError(annotations[1], f"row {index + 1}, column {annotation_column(site)}: one "
+                                                 "segmentation or labelmap per image")
+            prepared, geometry = prepare_image(image, out_dir / "prepared", row_spacing(row, cohort_csv, index))
+            masks = read_masks(annotations[0], geometry, US_SEGMENTS)
+            label = out_dir / "labels" / prepared.name
+            np.save(label, label_map(masks, geometry.shape))
+            pairs.setdefault(pid, []).append({"image": prepared, "label": label, "patient_id": pid, "site": site,
+                                              "spacing_mm": list(geometry.spacing_mm),
+                                              "spacing_source": geometry.spacing_source})
+    if not pairs:
+        raise InputError(cohort_csv, "no annotated image: training needs <site>_annotation cells "
+                                     "(a segmentation or labelmap per image)")
+    return pairs
+
+
+def training_labels(datalist: Path):
+    """(label map, site, spacing in mm or None) of the datalist's ``training`` items, for the plausibility model."""
+    for item in json.loads(Path(datalist).read_text())["training"]:
+        calibrated = item.get("spacing_source") != SPACING_NONE
+        yield np.load(Path(datalist).parent / item["label"]), item["site"], item["spacing_mm"] if calibrated else None
+
+
 def build_datalist(cohort_csv: str | Path, out_json: str | Path, val_fraction: float = 0.2, seed: int = 0,
                    overwrite: bool = False) -> Path:
-    """Write the bundle's datalist (MONAI decathlon format) from a cohort.csv.
+    """Write the bundle's datalist (MONAI decathlon format) from a cohort.csv (:func:`training_pairs`; the
+    prepared images and label maps go beside ``out_json``).
 
-    Each image cell ``images/<stem>.dcm`` (relative to the csv's folder) gives the pair
-    ``<stem>.png`` / ``<stem>_labels.png``. Patients, not images, are split: a patient's five
-    images go together to ``training`` or ``validation``. ``val_fraction=1`` puts the whole
-    cohort in ``validation`` (a held-out set for ``evaluate.json``).
+    Patients, not images, are split: a patient's images go together to ``training`` or ``validation``.
+    ``val_fraction=1`` puts the whole cohort in ``validation`` (a held-out set for ``evaluate.json``).
     """
     cohort_csv, out_json = Path(cohort_csv), Path(out_json)
     if not 0.0 <= val_fraction <= 1.0:
         raise ValueError("val_fraction must lie in [0, 1]")
     if out_json.exists() and not overwrite:
         raise InputError(out_json, "already exists; choose another path")
-    rows = read_cohort(cohort_csv, ("patient_id",), SITE_COLUMNS)
-    base = cohort_csv.parent
-    pairs: dict[str, list[dict[str, str]]] = {}
-    for number, row in enumerate(rows, start=2):
-        pid = (row.get("patient_id") or "").strip()
-        if not pid:
-            raise InputError(cohort_csv, f"row {number}: empty patient_id")
-        for column in SITE_COLUMNS:
-            cell = (row.get(column) or "").strip()
-            if not cell:
-                continue
-            stem = (base / cell).with_suffix("")
-            image, label = stem.with_suffix(".png"), stem.parent / f"{stem.name}_labels.png"
-            for path in (image, label):
-                if not path.is_file():
-                    raise InputError(path, f"missing (row {number}, column {column}): the bundle trains on "
-                                           "<stem>.png images with <stem>_labels.png label maps")
-            pairs.setdefault(pid, []).append({"image": _relative(image, out_json.parent),
-                                              "label": _relative(label, out_json.parent), "patient_id": pid})
+    pairs = training_pairs(cohort_csv, out_json.parent)
+    for items in pairs.values():
+        for item in items:
+            for key in ("image", "label"):
+                item[key] = _relative(item[key], out_json.parent)
     patients = sorted(pairs)
     order = np.random.default_rng(seed).permutation(len(patients))
     n_val = int(round(val_fraction * len(patients)))
@@ -146,7 +190,8 @@ def build_datalist(cohort_csv: str | Path, out_json: str | Path, val_fraction: f
         n_val = min(max(n_val, 1), len(patients) - 1)
     val_ids = {patients[i] for i in order[:n_val]}
     datalist = {
-        "description": f"built from {cohort_csv.resolve()} (seed {seed}, val_fraction {val_fraction}); split by patient",
+        "description": f"built from {cohort_csv.resolve()} (seed {seed}, val_fraction {val_fraction}); "
+                       "split by patient",
         "labels": {"0": "background", **{str(k): v for k, v in LABELS.items()}},
         "training": [p for pid in patients if pid not in val_ids for p in pairs[pid]],
         "validation": [p for pid in patients if pid in val_ids for p in pairs[pid]],
@@ -160,7 +205,8 @@ def train_segmentation(bundle_dir: str | Path, cohort_csv: str | Path, out_dir: 
                        val_fraction: float = 0.2, seed: int = 0, overrides: dict | None = None,
                        progress=None) -> Path:
     """Train the bundle on a cohort and return ``out_dir``: a copy of the bundle, ready to use, with
-    ``models/model.pt`` (best validation mean Dice), its ``datalist.json``, ``models/training.json``
+    ``models/model.pt`` (best validation mean Dice), ``models/plausibility.json`` (what the training label
+    maps look like, :mod:`.quality`), its ``datalist.json``, ``models/training.json``
     and ``training.log`` (the full log, every iteration); ``progress(stage, fraction)`` hears about
     every iteration.
 
@@ -175,9 +221,10 @@ def train_segmentation(bundle_dir: str | Path, cohort_csv: str | Path, out_dir: 
     bundle = Bundle(out_dir, "train", overrides={"datalist": str(datalist.resolve())})
     with log_file(out_dir / "training.log"):
         bundle.train("segmentation", progress)
+    quality.write(quality.fit(training_labels(datalist), bundle.version), out_dir)
     checkpoint = out_dir / "models" / "model.pt"
     if not checkpoint.is_file():
-        raise RuntimeError(f"{out_dir}: training wrote no models/model.pt (max_epochs must reach val_interval)")
+        raise RuntimeError(f"{out_dir}: training wrote no models/model.pt (see training.log)")
     record_training(out_dir, started, source=Path(bundle_dir).resolve(), config=config, overrides=overrides or {},
                     cohort=Path(cohort_csv).resolve(), seed=seed, val_fraction=val_fraction,
                     checkpoint_sha256=bundle.provenance(checkpoint)["checkpoint_sha256"])

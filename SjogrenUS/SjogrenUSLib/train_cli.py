@@ -5,9 +5,13 @@ from __future__ import annotations
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
-        "train", help="train the sjogren_us_segmentation bundle on a cohort with label maps",
-        description="Copies the bundle to --out and trains it there on the cohort's images and their "
-                    "<stem>_labels.png label maps (as 'sjogrenus phantom' writes them); the source bundle is unchanged.")
+        "train", help="train the sjogren_us_segmentation bundle on a cohort with annotated images",
+        description="Copies the bundle to --out and trains it there on the cohort's <site>_image files (DICOM, PNG, "
+                    "JPEG, TIFF, read as scoring reads them) with their <site>_annotation: a Slicer segmentation "
+                    "(.seg.nrrd, segments epithelium, submucosa, parenchyma, focus) or a labelmap (values 1-4). "
+                    "Rows without annotation are left out. Also learns what plausible segmentations look like "
+                    "(models/plausibility.json, for the qc column of 'sjogrenus score'). The source bundle is "
+                    "unchanged.")
     parser.add_argument("--cohort", required=True, help="cohort.csv")
     parser.add_argument("--out", required=True, help="new folder for the trained bundle")
     parser.add_argument("--config", default="demo", help="override config ('demo': a few epochs on CPU; 'train': full recipe)")

@@ -46,7 +46,7 @@ def us_segmentation_trained(tmp_path_factory):
     if importlib.util.find_spec("SjogrenUSLib.phantom") is None:
         pytest.skip("needs the ultrasound phantom generator (SjogrenUSLib.phantom, issue 3), not in this tree yet")
     root = tmp_path_factory.mktemp("us_segmentation")
-    assert main(["phantom", str(root / "phantoms"), "--patients", "4", "--seed", "11"]) == 0
+    assert main(["phantom", str(root / "phantoms"), "--patients", "4", "--seed", "11", "--no-legacy-png"]) == 0
     return train_segmentation(BUNDLE_DIR, root / "phantoms" / "cohort.csv", root / "bundle", config="demo",
                               val_fraction=0.25, overrides={"max_epochs": 4, "val_interval": 2, "patch_size": [64, 64],
                                                             "samples_per_image": 4, "learning_rate": 0.005})

@@ -23,6 +23,11 @@ QC_OK = "ok"
 IN_TRAINING = ("yes", "no", "")  # empty: unknown (the bundle records no training list)
 
 
+def qc_text(reasons) -> str:
+    """The ``qc`` cell of a score row: ``ok`` or the reasons joined by ``;`` (what :func:`screen` splits)."""
+    return ";".join(reasons) if reasons else QC_OK
+
+
 def screen(rows: pd.DataFrame, path, include_training: bool = False) -> tuple[pd.DataFrame, dict]:
     """Apply the qc and in_training rules; returns the kept rows and the flow so far (given, excluded, qc reasons)."""
     ids = rows["patient_id"]
