@@ -98,7 +98,8 @@ class SjogrenUSLogic:
         measured = {}
         for k, (site, (pixels, spacing)) in enumerate(inputs.items()):
             report(f"Segmenting and measuring {site}", k / len(inputs))
-            measured[site] = self.measure_site(site, pixels, spacing)
+            result = self.measure_site(site, pixels, spacing)
+            measured[site] = (result.labels, model.site_from_image(result))
         table = self.apply_patient(volumes, patient_id, measured, label)
         report("Done", 1.0)
         return table
@@ -122,12 +123,13 @@ class SjogrenUSLogic:
         """Step 2, safe on a worker thread (no scene access): segment and measure one image."""
         return analyse_image(site, pixels, spacing, self.segmenter, self.system)
 
-    def apply_patient(self, volumes: dict, patient_id: str, measured: dict, label=None):
-        """Step 3, on the main thread: the measured images into the scene (segmentations, the thickness
-        line, the results model and its table). Nothing is written before this step, so a cancelled run
-        leaves the scene as it was."""
+    def apply_patient(self, volumes: dict, patient_id: str, measured: dict, label=None, bundle_provenance=None):
+        """Step 3, on the main thread: ``{site: (labels, results.SiteResult)}`` into the scene (segmentations,
+        the thickness line, the results model and its table). Nothing is written before this step, so a
+        cancelled run leaves the scene as it was. ``bundle_provenance``: the segmenter's, when it ran
+        elsewhere (``work_cli``)."""
         volumes = {s: v for s, v in volumes.items() if v is not None and s in measured}
-        base = dict(self.segmenter.provenance(), scoring_system=self.system["name"],
+        base = dict(bundle_provenance or self.segmenter.provenance(), scoring_system=self.system["name"],
                     scoring_system_source=self.system_ref, time=_now(), patient_id=patient_id)
         table = self._table_node(patient_id, volumes)
         set_provenance(table, **base, label=label)
@@ -135,19 +137,19 @@ class SjogrenUSLogic:
         patient = self.patient_result(table) or PatientResult(patient_id, label, self.system["name"])
         patient.label, patient.scoring_system = label, self.system["name"]
         for site, volume in volumes.items():
-            result = measured[site]
+            labels, site_result = measured[site]
             info = dict(base, input=volume.GetAttribute("RheumImaging.SourceFile") or volume.GetName(), site=site)
             volume.SetAttribute(_SITE_ATTR, site)
             volume.SetAttribute(_PATIENT_ATTR, patient_id)
             volume.SetNodeReferenceID(_TABLE_ROLE, table.GetID())
             table.SetNodeReferenceID(_VOLUME_ROLE.format(site=site), volume.GetID())
             place_under_patient(self.scene, volume, patient_id, near=volume)
-            seg = self._segmentation_node(volume, result.labels, info)
+            seg = self._segmentation_node(volume, labels, info)
             place_under_patient(self.scene, seg, patient_id, near=volume)
             if site == "mucosa":
-                line = self._thickness_line(volume, result.labels, info)
+                line = self._thickness_line(volume, labels, info)
                 place_under_patient(self.scene, line, patient_id, near=volume)
-            patient.sites[site] = model.site_from_image(result)
+            patient.sites[site] = site_result
         self._render(table, patient)
         return table
 
