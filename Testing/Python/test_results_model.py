@@ -63,3 +63,97 @@ def test_qc_column_and_warning():
     assert qc_warning(["ok", "ok", ""]) is None
     assert qc_warning(["ok", "spacing unknown;flipped", "spacing unknown"]) == (
         "Check before use: spacing unknown; flipped")
+
+
+class FixedHandScorer:
+    """Stands in for the networks: fixed contours and fold probabilities just above the 0.43 threshold
+    (0.4300004 shows as 0.430000: a hand score re-read from the 6-decimal text would not be above it)."""
+
+    P = 0.4300004
+
+    def analyse(self, pixels, spacing_mm=None, metadata=None):
+        import types
+
+        rows, cols = np.shape(pixels)
+        t = np.linspace(0, 2 * np.pi, 40, endpoint=False)
+        contours = {b: {"control_points": np.c_[cols * (0.3 + 0.2 * k) + 5 * np.cos(t), rows / 2 + 30 * np.sin(t)]}
+                    for k, b in enumerate(("MC2", "MC3", "MC4"))}
+        scores = {b: {"fold_probabilities": [self.P] * 5, "score": self.P} for b in contours}
+        orientation = types.SimpleNamespace(describe=lambda: "right hand (test), fingers up")
+        return {"contours": contours, "scores": scores, "orientation": orientation, "qc": []}
+
+    def distal_third_frame(self, control_points, spacing_mm=None):
+        centre = np.mean(control_points, axis=0)
+        return {"centre": centre, "axis": np.array([0.0, -10.0]), "across": np.array([4.0, 0.0]),
+                "width": 1.0, "length": 1.0}
+
+    def provenance(self):
+        return {"bundle": "fixed (test)"}
+
+    def training_images(self):
+        return None
+
+
+def test_module_and_command_line_give_identical_hand_rows(scene, tmp_path):
+    import json
+
+    from RheumImagingLib.dicom_write import write_dicom
+    from RheumTextureLib import results
+    from RheumTextureLib.logic import RheumTextureLogic
+    from RheumTextureLib.score_cli import score_images
+
+    path = tmp_path / "RA9.dcm"
+    write_dicom(path, np.full((120, 100), 900, np.uint16), modality="DX", entropy=["hand-rows"], patient_id="RA9",
+                elements={"ImagerPixelSpacing": [0.2, 0.2]})
+    score_images([path], tmp_path / "out" / "scores.csv", scorer=FixedHandScorer(), progress=False)
+    with open(tmp_path / "out" / "scores_images.csv", newline="") as f:
+        (cli_image,) = list(csv.DictReader(f))
+    with open(tmp_path / "out" / "scores_bones.csv", newline="") as f:
+        cli_bones = list(csv.DictReader(f))
+
+    logic = RheumTextureLogic(scene, scorer=FixedHandScorer())
+    volume = logic.load_radiograph(path)
+    logic.process(volume)
+    hand = logic.hand_result(volume)
+    ident = {k: cli_image[k] for k in ("patient_id", "label", "age", "sex")}
+    as_text = lambda row: {k: str(v) for k, v in row.items()}  # noqa: E731 (CSV cells are text)
+    assert as_text(results.image_row(hand, ident, str(path), cli_image["in_training"])) == cli_image
+    assert [as_text(r) for r in results.bone_rows(hand, ident, str(path))] == cli_bones
+    assert cli_image["above_threshold"] == "1" and logic.scores(volume)["hand"]["above_threshold"]
+    assert logic.table_node(volume).GetCellText(3, 7) == "yes"  # the table view says the same
+    # what a work_cli process sends back (JSON) writes the same results as the in-process run
+    prepared = logic.prepare(volume)
+    from RheumTextureLib.logic import compute_hand
+
+    again = scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", "again")
+    again.Copy(volume)
+    logic.apply_hand(again, json.loads(json.dumps(compute_hand(FixedHandScorer(), *prepared))))
+    assert logic.scores(again) == logic.scores(volume)
+
+
+def test_add_to_training_cohort_passes_the_nodes_as_they_are(scene, tmp_path):
+    from RheumImagingLib.errors import InputError
+    from RheumTextureLib.logic import RheumTextureLogic
+    from RheumTextureLib.panel import add_to_cohort
+
+    calls = []
+
+    class Cohort:  # Contract E's add_hand, recording its call
+        @staticmethod
+        def add_hand(cohort_dir, **kwargs):
+            calls.append((cohort_dir, kwargs))
+            return {"patient_id": kwargs["patient_id"]}
+
+    logic = RheumTextureLogic(scene, scorer=FixedHandScorer())
+    from RheumImagingLib.imageio import volume_from_array
+
+    volume = volume_from_array(scene, np.full((120, 100), 900, np.float32), (0.2, 0.2), "RA9", "test")
+    with pytest.raises(ValueError, match="no contour of MC2, MC3, MC4"):
+        add_to_cohort(logic, volume, tmp_path, patient_id="RA9", label="unknown", cohort_module=Cohort)
+    logic.process(volume)
+    with pytest.raises(InputError, match="choose the training cohort folder"):
+        add_to_cohort(logic, volume, "", patient_id="RA9", label="1 (case)", cohort_module=Cohort)
+    add_to_cohort(logic, volume, tmp_path, patient_id="RA9", label="1 (case)", age=0.0, sex="F", cohort_module=Cohort)
+    folder, kwargs = calls[0]
+    assert folder == tmp_path and kwargs["label"] == 1 and kwargs["age"] is None and kwargs["sex"] == "F"
+    assert kwargs["curves"]["MC3"] is logic.curve_node(volume, "MC3") and kwargs["volume_node"] is volume
