@@ -58,6 +58,26 @@ def ensureDependencies() -> bool:
     return True
 
 
+def showButtonStates(ui, state, hasInput: bool, readyTip: str, missingTip: str) -> None:
+    """The panel's buttons as ``RheumImagingLib.background.PanelState`` decides (Apply disabled while
+    anything runs, Cancel enabled only then)."""
+    buttons = state.buttons(hasInput)
+    ui.applyButton.enabled = buttons["apply"]
+    ui.cancelButton.enabled = buttons["cancel"]
+    ui.addToCohortButton.enabled = buttons["add_to_cohort"]
+    ui.trainButton.enabled = state.running is None
+    ui.applyButton.toolTip = state.status_tip(hasInput, readyTip, missingTip)
+
+
+def cancelWork(training, runner, state) -> None:
+    """The panel's Cancel: stops the training if one runs, else the processing job (nothing is written)."""
+    if training.running:
+        training.cancel()
+    else:
+        runner.cancel()
+        state.cancelled()
+
+
 class JobRunner:
     """Runs a panel's processing as a ``work_cli`` process (``RheumImagingLib.background.Job``) started with
     ``slicer.util.launchConsoleProcess`` (v5.8.1 Base/Python/slicer/util.py line 3787), as

@@ -20,7 +20,7 @@ from slicer.parameterNodeWrapper import Choice, parameterNodeWrapper
 from slicer.util import VTKObservationMixin
 from MRMLCorePython import vtkMRMLScalarVolumeNode
 
-from RheumImagingCommon import JobRunner, TrainingPanel, ensureDependencies
+from RheumImagingCommon import JobRunner, TrainingPanel, cancelWork, ensureDependencies, showButtonStates
 from RheumImagingLib.background import PanelState
 from RheumImagingLib.results import qc_warning
 from RheumImagingLib.widget_support import COHORT_LABELS, chosen_path
@@ -133,22 +133,14 @@ class RheumTextureWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self._showResults(volume)
 
     def _checkCanApply(self):
-        """Buttons as the Lib's PanelState decides (Apply disabled while anything runs)."""
-        has_input = bool(self._parameterNode and self._parameterNode.inputVolume)
-        buttons = self.state.buttons(has_input)
-        self.ui.applyButton.enabled = buttons["apply"]
-        self.ui.cancelButton.enabled = buttons["cancel"]
-        self.ui.addToCohortButton.enabled = buttons["add_to_cohort"]
-        self.ui.trainButton.enabled = self.state.running is None
-        self.ui.applyButton.toolTip = self.state.status_tip(
-            has_input, "Contour MC2-4, cut each distal third and score it with the five-fold ensemble.",
-            "Choose or load a radiograph first.")
+        showButtonStates(self.ui, self.state, bool(self._parameterNode and self._parameterNode.inputVolume),
+                         "Contour MC2-4, cut each distal third and score it with the five-fold ensemble.",
+                         "Choose or load a radiograph first.")
 
     def _onTrainingChanged(self):
-        if self.training.running:
-            self.state.start("train")
-        elif self.state.running == "train":
-            self.state.finished()
+        bone = self.state.training_changed(self.training.running)
+        if bone is not None:  # a bone edited during training is re-scored now
+            self._startRescore(bone)
         self._checkCanApply()
 
     def _prefillPatient(self, volume):
@@ -213,11 +205,7 @@ class RheumTextureWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self._showQc()
 
     def onCancelButton(self):
-        if self.training.running:
-            self.training.cancel()
-        else:
-            self.runner.cancel()
-            self.state.cancelled()
+        cancelWork(self.training, self.runner, self.state)
         self._checkCanApply()
 
     def onAddToCohortButton(self):

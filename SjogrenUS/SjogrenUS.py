@@ -20,7 +20,7 @@ from slicer.parameterNodeWrapper import Choice, parameterNodeWrapper
 from slicer.util import VTKObservationMixin
 from MRMLCorePython import vtkMRMLScalarVolumeNode
 
-from RheumImagingCommon import JobRunner, TrainingPanel, ensureDependencies
+from RheumImagingCommon import JobRunner, TrainingPanel, cancelWork, ensureDependencies, showButtonStates
 from RheumImagingLib.background import PanelState
 from RheumImagingLib.results import qc_warning
 from RheumImagingLib.widget_support import COHORT_LABELS, chosen_path
@@ -152,22 +152,12 @@ class SjogrenUSWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.showResults(table)
 
     def _checkCanApply(self):
-        """Buttons as the Lib's PanelState decides (Apply disabled while anything runs)."""
-        has_input = bool(chosen_volumes(self._parameterNode))
-        buttons = self.state.buttons(has_input)
-        self.ui.applyButton.enabled = buttons["apply"]
-        self.ui.cancelButton.enabled = buttons["cancel"]
-        self.ui.addToCohortButton.enabled = buttons["add_to_cohort"]
-        self.ui.trainButton.enabled = self.state.running is None
-        self.ui.applyButton.toolTip = self.state.status_tip(
-            has_input, "Segment, measure and grade every given image; one table for the patient.",
-            "Choose or load at least one site's image first.")
+        showButtonStates(self.ui, self.state, bool(chosen_volumes(self._parameterNode)),
+                         "Segment, measure and grade every given image; one table for the patient.",
+                         "Choose or load at least one site's image first.")
 
     def _onTrainingChanged(self):
-        if self.training.running:
-            self.state.start("train")
-        elif self.state.running == "train":
-            self.state.finished()
+        self.state.training_changed(self.training.running)
         self._checkCanApply()
 
     def onLoadButton(self):
@@ -208,11 +198,7 @@ class SjogrenUSWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self._checkCanApply()
 
     def onCancelButton(self):
-        if self.training.running:
-            self.training.cancel()
-        else:
-            self.runner.cancel()
-            self.state.cancelled()
+        cancelWork(self.training, self.runner, self.state)
         self._checkCanApply()
 
     def onAddToCohortButton(self):

@@ -286,6 +286,14 @@ class PanelState:
             return bone
         return None
 
+    def training_changed(self, training: bool) -> str | None:
+        """Training started or ended; when it ended, the next waiting bone to re-score now, if any."""
+        if training:
+            self.start("train")
+        elif self.running == "train":
+            return self.finished()
+        return None
+
     def cancelled(self) -> None:
         """A cancel drops what waits too: the user asked to stop."""
         self.running = None

@@ -132,3 +132,12 @@ def test_background_ultrasound_run_gives_the_rows_of_the_in_process_run(scene, u
     table = logic.apply_patient({"mucosa": volume}, "P-background", measured, bundle_provenance=result["provenance"])
     assert logic.patient_row(table) == dict(expected, patient_id="P-background")
     assert not job.folder.exists()
+
+
+def test_training_holds_the_panel_and_then_releases_a_waiting_bone():
+    from RheumImagingLib.background import PanelState
+
+    state = PanelState()
+    assert state.training_changed(True) is None and not state.buttons(has_input=True)["apply"]
+    assert state.bone_edited("MC2") is None  # waits for the training
+    assert state.training_changed(False) == "MC2" and state.running == "rescore MC2"
