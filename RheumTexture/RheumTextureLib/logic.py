@@ -145,7 +145,10 @@ class RheumTextureLogic:
         set_provenance(table, **info, threshold=threshold, age=age, sex=sex, orientation=computed["orientation"])
         place_under_patient(self.scene, table, patient, near=volume)
         place_under_patient(self.scene, volume, patient, near=volume)
-        hand = HandResult.from_scores(computed["scores"], threshold, computed["qc"], computed["orientation"])
+        from RheumImagingLib.annotations import spacing_source_of
+
+        hand = HandResult.from_scores(computed["scores"], threshold, computed["qc"], computed["orientation"],
+                                      spacing_source_of(volume))
         self._render(table, hand)
         return table
 

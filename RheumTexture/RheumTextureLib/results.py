@@ -26,12 +26,14 @@ class HandResult:
     bones: dict = field(default_factory=dict)  # bone -> {"folds": [p per fold], "score": ensemble mean}
     qc: list = field(default_factory=list)  # reasons to distrust the hand's result (empty: ok)
     orientation: str = ""
+    spacing_source: str = ""  # where the spacing used came from: calibrated, user-given, none
     edited: list = field(default_factory=list)  # bones whose contour the user moved
 
     @classmethod
-    def from_scores(cls, scores: dict, threshold: float, qc=(), orientation: str = "") -> "HandResult":
+    def from_scores(cls, scores: dict, threshold: float, qc=(), orientation: str = "",
+                    spacing_source: str = "") -> "HandResult":
         """From a scorer's ``{bone: {"fold_probabilities", "score"}}``."""
-        hand = cls(float(threshold), qc=list(qc), orientation=orientation)
+        hand = cls(float(threshold), qc=list(qc), orientation=orientation, spacing_source=spacing_source)
         for bone in BONES:
             hand.set_bone(bone, scores[bone]["fold_probabilities"], scores[bone]["score"])
         return hand
@@ -85,7 +87,7 @@ def image_row(hand: HandResult, ident: dict, image: str, in_training: str = "") 
     return {**ident, "image": image, "score": f"{hand.score():.6f}",
             **{f"score_{b}": f"{hand.bones[b]['score']:.6f}" for b in BONES},
             "above_threshold": int(hand.above_threshold()), "in_training": in_training,
-            "orientation": hand.orientation, "qc": qc_text(hand.qc)}
+            "orientation": hand.orientation, "spacing_source": hand.spacing_source, "qc": qc_text(hand.qc)}
 
 
 def patient_row(hands: list, first_image_row: dict, in_training: str = "") -> dict:

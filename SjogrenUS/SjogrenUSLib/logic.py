@@ -128,6 +128,8 @@ class SjogrenUSLogic:
         the thickness line, the results model and its table). Nothing is written before this step, so a
         cancelled run leaves the scene as it was. ``bundle_provenance``: the segmenter's, when it ran
         elsewhere (``work_cli``)."""
+        from RheumImagingLib.annotations import spacing_source_of
+
         volumes = {s: v for s, v in volumes.items() if v is not None and s in measured}
         base = dict(bundle_provenance or self.segmenter.provenance(), scoring_system=self.system["name"],
                     scoring_system_source=self.system_ref, time=_now(), patient_id=patient_id)
@@ -149,6 +151,7 @@ class SjogrenUSLogic:
             if site == "mucosa":
                 line = self._thickness_line(volume, labels, info)
                 place_under_patient(self.scene, line, patient_id, near=volume)
+            site_result.spacing_source = spacing_source_of(volume)
             patient.sites[site] = site_result
         self._render(table, patient)
         return table
@@ -173,7 +176,9 @@ class SjogrenUSLogic:
         result = analyse_image(site, pixels, spacing_mm(volume), None, self._system_of(table), labels=labels,
                                reader=reader or None)
         set_provenance(seg, edited="true", time=info["time"])
+        source = patient.sites[site].spacing_source if site in patient.sites else ""
         patient.sites[site] = model.site_from_image(result, reader)
+        patient.sites[site].spacing_source = source
         set_provenance(table, edited="true", time=info["time"])
         if site == "mucosa":
             line = self.line_node(volume)

@@ -48,9 +48,11 @@ def analyse_image(site: str | None, pixels, spacing_mm, segmenter, system: dict,
 
 
 def patient_row(patient_id: str, label, results: dict, system: dict, notes=(),
-                thickness_mm: float | None = None) -> dict:
+                thickness_mm: float | None = None, spacing_sources: dict | None = None) -> dict:
     """The scores row (ROW_COLUMNS) for one patient, rendered from the one results model
     (``results.patient_from_images``); ``thickness_mm``: a caliper reading by the user."""
     from .results import csv_row, patient_from_images
 
-    return csv_row(patient_from_images(patient_id, label, results, system, notes, thickness_mm), system)
+    patient = patient_from_images(patient_id, label, results, system, notes, thickness_mm,
+                                  spacing_sources=spacing_sources)
+    return csv_row(patient, system)

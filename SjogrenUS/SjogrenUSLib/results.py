@@ -22,7 +22,7 @@ TOTAL_ROWS = ("gland_score", "mucosa_score", "modified_score")
 ROW_COLUMNS = ("patient_id", "label", "gland_score", "mucosa_score", "thickness_mm", "modified_score",
                "gland_positive", "modified_positive") + tuple(f"grade_{s}" for s in GLAND_SITES) + (
                "echogenicity", "thickness_median_mm", "thickness_samples", "thickness_status", "thickness_source",
-               "scoring_system", "notes", "qc")
+               "scoring_system", "notes", "qc", "spacing_source")
 UNAVAILABLE = "unavailable"
 
 
@@ -48,6 +48,7 @@ class SiteResult:
     echogenicity: str | None = None
     measured_echogenicity: str | None = None
     echogenicity_reason: str = ""
+    spacing_source: str = ""  # where the spacing used came from: calibrated, user-given, none
     status: str = ""  # what the table's status cell says about this image
     qc: list = field(default_factory=list)  # reasons to distrust this image's result (empty: ok)
 
@@ -106,14 +107,16 @@ def site_from_image(result, reader: dict | None = None) -> SiteResult:
 
 
 def patient_from_images(patient_id: str, label, results: dict, system: dict, notes=(),
-                        thickness_mm: float | None = None, readers: dict | None = None) -> PatientResult:
+                        thickness_mm: float | None = None, readers: dict | None = None,
+                        spacing_sources: dict | None = None) -> PatientResult:
     """The model from ``{site: patient.ImageResult}``; ``thickness_mm``: a caliper reading by the user,
-    which replaces the automatic thickness."""
+    which replaces the automatic thickness; ``spacing_sources``: {site: calibrated / user-given / none}."""
     from .measure import user_thickness
 
     patient = PatientResult(patient_id, label, system["name"], notes=list(notes))
     for name, result in results.items():
         patient.sites[name] = site_from_image(result, (readers or {}).get(name))
+        patient.sites[name].spacing_source = (spacing_sources or {}).get(name, "")
     mucosa = patient.sites.get("mucosa")
     if thickness_mm is not None:
         if mucosa is None:
@@ -175,6 +178,13 @@ def patient_qc(patient: PatientResult) -> list[str]:
     for site in patient.sites.values():
         reasons += [f"{site.site}: {q}" for q in site.qc if f"{site.site}: {q}" not in reasons]
     return reasons
+
+
+def spacing_source(patient: PatientResult) -> str:
+    """One spacing source for the patient, or per site where the images differ."""
+    sources = {name: s.spacing_source for name, s in patient.sites.items() if s.spacing_source}
+    distinct = set(sources.values())
+    return next(iter(distinct)) if len(distinct) == 1 else "; ".join(f"{s}: {v}" for s, v in sources.items())
 
 
 def _cell(value, digits: int = 4) -> str:
@@ -244,7 +254,8 @@ def csv_row(patient: PatientResult, system: dict) -> dict:
            "thickness_samples": mucosa.thickness_samples if measured else None,
            "thickness_status": mucosa.thickness_status if measured else "no mucosa image",
            "thickness_source": mucosa.thickness_source if measured else "",
-           "scoring_system": system["name"], "notes": "; ".join(notes), "qc": qc_text(patient_qc(patient))}
+           "scoring_system": system["name"], "notes": "; ".join(notes), "qc": qc_text(patient_qc(patient)),
+           "spacing_source": spacing_source(patient)}
     row.update({k: result[k] for k in ("gland_score", "modified_score", "gland_positive", "modified_positive")})
     for s in GLAND_SITES:
         row[f"grade_{s}"] = result["grades"][s]
