@@ -34,4 +34,5 @@ def add_to_cohort(logic, volume, cohort_dir, *, patient_id: str, label: str, age
                          "the curves if needed")
     module = cohort_module or training_cohort()
     return module.add_hand(folder, volume_node=volume, curves=curves, patient_id=patient_id,
-                           label=COHORT_LABELS[label], age=age or None, sex=sex or None)
+                           label=COHORT_LABELS[label], age=age or None, sex=sex or None,
+                           file_for_instance=logic.file_for_instance)

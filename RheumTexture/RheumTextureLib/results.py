@@ -11,9 +11,9 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from RheumImagingLib.anatomy import BONES
 from RheumImagingLib.results import qc_text
 
-BONES = ("MC2", "MC3", "MC4")
 N_FOLDS = 5
 HAND_ROW = "hand"
 #: the MRML table's columns (a row per bone, then the hand)

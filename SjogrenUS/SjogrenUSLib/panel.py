@@ -67,4 +67,5 @@ def add_to_cohort(logic, volumes: dict, cohort_dir, *, patient_id: str, label: s
         raise ValueError("no image has a segmentation yet: Apply first, then correct the segments if needed")
     module = cohort_module or training_cohort()
     return [module.add_ultrasound(folder, volume_node=volumes[site], segmentation_node=seg, patient_id=patient_id,
-                                  site=site, label=COHORT_LABELS[label]) for site, seg in segmented.items()]
+                                  site=site, label=COHORT_LABELS[label], file_for_instance=logic.file_for_instance)
+            for site, seg in segmented.items()]

@@ -10,11 +10,11 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 
+from RheumImagingLib.anatomy import GLAND_SITES, SITES
 from RheumImagingLib.results import qc_text
 
-from .scoring import GLAND_SITES, grade_gland, grading_notes, mucosa_score, totals
+from .scoring import grade_gland, grading_notes, mucosa_score, totals
 
-SITES = ("mucosa",) + GLAND_SITES
 #: the MRML table's columns (one row per site, then the totals)
 COLUMNS = ("site", "grade", "foci_count", "echogenicity", "thickness_mm", "status", "qc")
 TOTAL_ROWS = ("gland_score", "mucosa_score", "modified_score")

@@ -157,3 +157,33 @@ def test_add_to_training_cohort_passes_the_nodes_as_they_are(scene, tmp_path):
     folder, kwargs = calls[0]
     assert folder == tmp_path and kwargs["label"] == 1 and kwargs["age"] is None and kwargs["sex"] == "F"
     assert kwargs["curves"]["MC3"] is logic.curve_node(volume, "MC3") and kwargs["volume_node"] is volume
+
+
+def test_add_to_training_cohort_writes_the_segmentation_as_it_is(scene, tmp_path):
+    """The SjogrenUS panel's button through Contract E's add_ultrasound: the row names the DICOM behind the
+    volume and a segmentation file that reads back to the segments in the scene."""
+    from RheumImagingLib.annotations import ImageGeometry, read_masks
+    from RheumImagingLib.dicom_write import write_dicom
+    from RheumImagingLib.errors import InputError
+    from SjogrenUSLib.logic import SjogrenUSLogic
+    from SjogrenUSLib.panel import add_to_cohort
+    from SjogrenUSLib.phantom import _us_regions, render_mucosa
+
+    pixels, _, _ = render_mucosa(8, 0.38, "homogeneous", SPACING, (96, 96))
+    path = tmp_path / "P7_mucosa.dcm"
+    write_dicom(path, pixels, modality="US", entropy=["cohort-button"], patient_id="P7",
+                elements={"SequenceOfUltrasoundRegions": _us_regions(pixels.shape, SPACING)})
+    logic = SjogrenUSLogic(scene, FlatMucosaSegmenter())
+    volume = logic.load_ultrasound(path)
+    with pytest.raises(ValueError, match="no image has a segmentation yet"):
+        add_to_cohort(logic, {"mucosa": volume}, tmp_path / "cohort", patient_id="P7", label="1 (case)")
+    logic.process_patient({"mucosa": volume}, "P7")
+    with pytest.raises(InputError, match="choose the training cohort folder"):
+        add_to_cohort(logic, {"mucosa": volume}, ".", patient_id="P7", label="1 (case)")
+    (row,) = add_to_cohort(logic, {"mucosa": volume}, tmp_path / "cohort", patient_id="P7", label="1 (case)")
+    assert row["patient_id"] == "P7" and str(row["label"]) == "1"
+    assert (tmp_path / "cohort" / row["mucosa_image"]).resolve() == path.resolve()
+    masks = read_masks(tmp_path / "cohort" / row["mucosa_annotation"], ImageGeometry.of_volume(volume),
+                       ("epithelium", "submucosa"))
+    expected = FlatMucosaSegmenter().predict(pixels)
+    assert np.array_equal(masks["epithelium"], expected == 1) and np.array_equal(masks["submucosa"], expected == 2)
