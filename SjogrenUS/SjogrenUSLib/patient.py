@@ -12,7 +12,6 @@ from .measure import Thickness, layer_thickness
 from .results import ROW_COLUMNS, SITES  # noqa: F401 (re-exported: the CSV columns, the sites)
 
 
-
 @dataclass
 class ImageResult:
     """What one image gave; ``site`` "mucosa", one of GLAND_SITES, or "gland" when the side is unknown."""

@@ -168,4 +168,3 @@ def score_studies(studies, out: Path, segmenter, system: dict, progress=True,
         writer.writeheader()
         writer.writerows(rows)
     return {"patients": len(rows), "failed": failures}
-
