@@ -82,6 +82,11 @@ class FixedHandScorer:
         orientation = types.SimpleNamespace(describe=lambda: "right hand (test), fingers up")
         return {"contours": contours, "scores": scores, "orientation": orientation, "qc": []}
 
+    def score(self, pixels, control_points, spacing_mm=None):
+        """A bone moved to the right scores higher (its mean column over the image width)."""
+        return {b: {"fold_probabilities": [float(np.mean(cp[:, 0]) / np.shape(pixels)[1])] * 5,
+                    "score": float(np.mean(cp[:, 0]) / np.shape(pixels)[1])} for b, cp in control_points.items()}
+
     def distal_third_frame(self, control_points, spacing_mm=None):
         centre = np.mean(control_points, axis=0)
         return {"centre": centre, "axis": np.array([0.0, -10.0]), "across": np.array([4.0, 0.0]),
@@ -187,3 +192,41 @@ def test_add_to_training_cohort_writes_the_segmentation_as_it_is(scene, tmp_path
                        ("epithelium", "submucosa"))
     expected = FlatMucosaSegmenter().predict(pixels)
     assert np.array_equal(masks["epithelium"], expected == 1) and np.array_equal(masks["submucosa"], expected == 2)
+
+
+def test_rheumtexture_work_task_round_trip(scene, tmp_path, monkeypatch):
+    """The panel's task for RheumTextureLib.work_cli (written, read back, computed, JSON result) applies as
+    the in-process run: for the whole hand and for one edited bone."""
+    import json
+
+    from RheumImagingLib.background import read_result, read_task, write_task
+    from RheumImagingLib.geometry import control_points_ras, set_control_points_ras
+    from RheumImagingLib.imageio import volume_from_array
+    from RheumTextureLib import pipeline, work_cli
+    from RheumTextureLib.logic import RheumTextureLogic
+    from RheumTextureLib.panel import bone_task, hand_task
+
+    monkeypatch.setattr(pipeline, "HandScorer", lambda root=None: FixedHandScorer())
+    logic = RheumTextureLogic(scene, scorer=FixedHandScorer())
+    volume = volume_from_array(scene, np.full((120, 100), 900, np.float32), (0.2, 0.2), "RA9", "test")
+
+    def run(task, arrays):
+        folder = write_task(task, arrays)
+        assert work_cli.main([str(folder)]) == 0
+        return read_result(folder)[0]
+
+    logic.apply_hand(volume, run(*hand_task(logic.prepare(volume), tmp_path)))
+    inline = volume_from_array(scene, np.full((120, 100), 900, np.float32), (0.2, 0.2), "inline", "test")
+    logic.process(inline)
+    assert logic.scores(volume) == logic.scores(inline)
+    assert read_task(write_task(*hand_task(logic.prepare(volume), tmp_path)))[0]["bundle_root"] == str(tmp_path)
+
+    curve = logic.curve_node(volume, "MC3")
+    set_control_points_ras(curve, control_points_ras(curve) + [1.0, 0.0, 0.0])
+    computed = run(*bone_task(logic.prepare(volume), None, "MC3", logic.edited_points(volume, "MC3")))
+    before = logic.scores(volume)
+    logic.apply_bone(volume, json.loads(json.dumps(computed)))
+    after = logic.scores(volume)
+    assert logic.hand_result(volume).edited == ["MC3"]
+    assert after["MC3"]["score"] == pytest.approx(np.mean(logic.edited_points(volume, "MC3")[:, 0]) / 100)
+    assert after["MC2"] == before["MC2"] and after["hand"]["score"] != before["hand"]["score"]
