@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import json
 
-#: Table attribute holding the typed results model (JSON), so corrections survive save and reload.
-MODEL_ATTRIBUTE = "RheumImaging.Results"
+#: Table attribute holding the typed results model (JSON), so corrections survive save and reload; outside the
+#: provenance prefix ``RheumImaging.`` (scene.PROVENANCE_PREFIX), so provenance never carries the results.
+MODEL_ATTRIBUTE = "RheumImagingResults"
 
 
 def qc_text(reasons) -> str:

@@ -230,3 +230,16 @@ def test_rheumtexture_work_task_round_trip(scene, tmp_path, monkeypatch):
     assert logic.hand_result(volume).edited == ["MC3"]
     assert after["MC3"]["score"] == pytest.approx(np.mean(logic.edited_points(volume, "MC3")[:, 0]) / 100)
     assert after["MC2"] == before["MC2"] and after["hand"]["score"] != before["hand"]["score"]
+
+
+def test_the_results_model_is_not_provenance(scene):
+    from RheumImagingLib.imageio import volume_from_array
+    from RheumImagingLib.scene import provenance
+    from RheumTextureLib.logic import RheumTextureLogic
+
+    logic = RheumTextureLogic(scene, scorer=FixedHandScorer())
+    volume = volume_from_array(scene, np.full((120, 100), 900, np.float32), (0.2, 0.2), "RA9", "test")
+    table = logic.process(volume)
+    assert "Results" not in provenance(table) and provenance(table)["bundle"] == "fixed (test)"
+    logic.rescore_bone(volume, "MC2")
+    assert not any("Results" in key for key in provenance(logic.roi_node(volume, "MC2")))
