@@ -58,13 +58,102 @@ def ensureDependencies() -> bool:
     return True
 
 
+def showButtonStates(ui, state, hasInput: bool, readyTip: str, missingTip: str) -> None:
+    """The panel's buttons as ``RheumImagingLib.background.PanelState`` decides (Apply disabled while
+    anything runs, Cancel enabled only then)."""
+    buttons = state.buttons(hasInput)
+    ui.applyButton.enabled = buttons["apply"]
+    ui.cancelButton.enabled = buttons["cancel"]
+    ui.addToCohortButton.enabled = buttons["add_to_cohort"]
+    ui.trainButton.enabled = state.running is None
+    ui.applyButton.toolTip = state.status_tip(hasInput, readyTip, missingTip)
+
+
+def cancelWork(training, runner, state) -> None:
+    """The panel's Cancel: stops the training if one runs, else the processing job (nothing is written)."""
+    if training.running:
+        training.cancel()
+    else:
+        runner.cancel()
+        state.cancelled()
+
+
+class JobRunner:
+    """Runs a panel's processing as a ``work_cli`` process (``RheumImagingLib.background.Job``) started with
+    ``slicer.util.launchConsoleProcess`` (v5.8.1 Base/Python/slicer/util.py line 3787), as
+    SlicerMONAIAuto3DSeg runs its inference (MONAIAuto3DSegLib/process.py line 226, at 9cdf2df), polled on a
+    QTimer so Slicer stays responsive. Each stage line the worker prints shows with its progress.
+    ``onDone(result, arrays)`` writes into the scene on the main thread; ``onFinished()`` follows every end
+    but a cancel.
+    """
+
+    def __init__(self, ui, onFinished):
+        import qt
+
+        self.ui, self.onFinished = ui, onFinished
+        self.job = None
+        self.onDone = None
+        self.timer = qt.QTimer()
+        self.timer.setInterval(200)
+        self.timer.connect("timeout()", self.poll)
+
+    @property
+    def running(self) -> bool:
+        return self.job is not None
+
+    def start(self, tool, task, arrays, onDone, stage):
+        import slicer
+
+        from RheumImagingLib.background import Job
+        from RheumImagingLib.widget_support import progress_text
+
+        self.job = Job(tool, task, arrays,
+                       launch=lambda argv, env: slicer.util.launchConsoleProcess(argv, updateEnvironment=env))
+        self.onDone = onDone
+        self.ui.progressBar.value, self.ui.statusLabel.text = progress_text(stage, 0.0)
+        self.timer.start()
+
+    def poll(self):
+        import slicer
+
+        from RheumImagingLib.widget_support import progress_text
+
+        stage, fraction, outcome = self.job.poll()
+        if stage:
+            self.ui.progressBar.value, self.ui.statusLabel.text = progress_text(stage[-200:].split("] ", 1)[-1],
+                                                                                fraction or 0.0)
+        if outcome is None:
+            return
+        self.timer.stop()
+        self.job, onDone = None, self.onDone
+        kind, payload = outcome
+        try:
+            if kind == "done":
+                with slicer.util.tryWithErrorDisplay("Could not show the results.", waitCursor=True):
+                    onDone(*payload)
+                    self.ui.progressBar.value, self.ui.statusLabel.text = progress_text("Done", 1.0)
+            else:
+                self.ui.statusLabel.text = "Failed; the scene is unchanged."
+                slicer.util.errorDisplay("The processing failed.", detailedText=payload)
+        finally:
+            self.onFinished()
+
+    def cancel(self):
+        if self.job is not None:
+            self.timer.stop()
+            self.job.cancel()
+            self.job = None
+            self.ui.statusLabel.text = "Cancelled; the scene is unchanged."
+            self.ui.progressBar.value = 0
+
+
 class TrainingPanel:
     """'Train from a cohort...' and 'Cancel' of a module panel: the tool's own ``train`` command runs as a
     separate process (``slicer.util.launchConsoleProcess``, v5.8.1 Base/Python/slicer/util.py line 3787, as
     SlicerMONAIAuto3DSeg runs its inference), polled on a timer so Slicer stays responsive; each line it
     prints is the stage shown, a progress bar's percentage the progress. The trained folder becomes the
     ``bundlePath`` of the panel's parameter node (``parameterNode()``); ``onRunningChanged()`` lets the panel
-    disable Apply meanwhile.
+    disable Apply meanwhile. The panel's Cancel button calls :meth:`cancel` while training runs.
     """
 
     def __init__(self, ui, tool: str, parameterNode, onRunningChanged):
@@ -77,20 +166,16 @@ class TrainingPanel:
         self.timer.setInterval(250)
         self.timer.connect("timeout()", self.poll)
         ui.trainButton.connect("clicked(bool)", self.start)
-        ui.cancelButton.connect("clicked(bool)", self.cancel)
 
     @property
     def running(self) -> bool:
         return self.run is not None
 
     def start(self):
-        import shutil
-        import sys
-
         import qt
         import slicer
 
-        from RheumImagingLib.background import BackgroundRun, new_output_folder, train_command
+        from RheumImagingLib.background import BackgroundRun, new_output_folder, train_command, worker_python
 
         if self.running or not ensureDependencies():
             return
@@ -101,8 +186,7 @@ class TrainingPanel:
         if not parent:
             return
         self.outDir = new_output_folder(parent, f"{self.tool}-bundles")
-        python = shutil.which("PythonSlicer") or sys.executable
-        argv, env = train_command(python, self.tool, cohort, self.outDir)
+        argv, env = train_command(worker_python(), self.tool, cohort, self.outDir)
         self.run = BackgroundRun(slicer.util.launchConsoleProcess(argv, updateEnvironment=env))
         self._setRunning(True)
         self.ui.statusLabel.text = f"Training in {self.outDir}"
@@ -137,5 +221,4 @@ class TrainingPanel:
 
     def _setRunning(self, running: bool):
         self.ui.trainButton.enabled = not running
-        self.ui.cancelButton.enabled = running
         self.onRunningChanged()

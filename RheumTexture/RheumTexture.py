@@ -20,10 +20,13 @@ from slicer.parameterNodeWrapper import Choice, parameterNodeWrapper
 from slicer.util import VTKObservationMixin
 from MRMLCorePython import vtkMRMLScalarVolumeNode
 
-from RheumImagingCommon import TrainingPanel, ensureDependencies
-from RheumImagingLib.widget_support import chosen_path, progress_text
+from RheumImagingCommon import JobRunner, TrainingPanel, cancelWork, ensureDependencies, showButtonStates
+from RheumImagingLib.background import PanelState
+from RheumImagingLib.results import qc_warning
+from RheumImagingLib.widget_support import COHORT_LABELS, chosen_path
 from RheumTextureLib.logic import BONES, STUDY_THRESHOLD
 from RheumTextureLib.logic import RheumTextureLogic as _LibLogic
+from RheumTextureLib.panel import add_to_cohort, bone_task, hand_task
 
 SEXES = ("F", "M")
 
@@ -53,6 +56,8 @@ class RheumTextureParameterNode:
     age: float = 0.0
     sex: Annotated[str, Choice(list(SEXES))] = "F"
     threshold: float = STUDY_THRESHOLD
+    cohortDir: pathlib.Path
+    cohortLabel: Annotated[str, Choice(list(COHORT_LABELS))] = "unknown"
 
 
 class RheumTextureWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
@@ -62,7 +67,7 @@ class RheumTextureWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.logic = None
         self._parameterNode = None
         self._parameterNodeGuiTag = None
-        self._running = False
+        self.state = PanelState()  # what runs, what waits; the buttons follow it
         self._shownVolume = None
 
     def setup(self):
@@ -76,11 +81,15 @@ class RheumTextureWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
         self.ui.loadButton.connect("clicked(bool)", self.onLoadButton)
         self.ui.applyButton.connect("clicked(bool)", self.onApplyButton)
-        self.training = TrainingPanel(self.ui, "rheumtexture", lambda: self._parameterNode, self._checkCanApply)
+        self.ui.cancelButton.connect("clicked(bool)", self.onCancelButton)
+        self.ui.addToCohortButton.connect("clicked(bool)", self.onAddToCohortButton)
+        self.training = TrainingPanel(self.ui, "rheumtexture", lambda: self._parameterNode, self._onTrainingChanged)
+        self.runner = JobRunner(self.ui, self._onJobFinished)
         self.initializeParameterNode()
 
     def cleanup(self):
         self.training.cancel()
+        self.runner.cancel()
         self.removeObservers()
 
     def enter(self):
@@ -90,6 +99,8 @@ class RheumTextureWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.setParameterNode(None)
 
     def onSceneStartClose(self, caller, event):
+        self.runner.cancel()  # its volume goes with the scene
+        self.state.cancelled()
         self.setParameterNode(None)
         self._showResults(None)
 
@@ -122,12 +133,15 @@ class RheumTextureWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self._showResults(volume)
 
     def _checkCanApply(self):
-        ready = bool(self._parameterNode and self._parameterNode.inputVolume)
-        ready = ready and not self._running and not self.training.running
-        self.ui.applyButton.enabled = ready
-        self.ui.applyButton.toolTip = (
-            "Contour MC2-4, cut each distal third and score it with the five-fold ensemble."
-            if ready else "Running..." if self._running else "Choose or load a radiograph first.")
+        showButtonStates(self.ui, self.state, bool(self._parameterNode and self._parameterNode.inputVolume),
+                         "Contour MC2-4, cut each distal third and score it with the five-fold ensemble.",
+                         "Choose or load a radiograph first.")
+
+    def _onTrainingChanged(self):
+        bone = self.state.training_changed(self.training.running)
+        if bone is not None:  # a bone edited during training is re-scored now
+            self._startRescore(bone)
+        self._checkCanApply()
 
     def _prefillPatient(self, volume):
         """Age and sex recorded in the image (DICOM PatientAge/PatientSex) fill the fields."""
@@ -152,31 +166,68 @@ class RheumTextureWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             slicer.util.setSliceViewerLayers(background=node, fit=True)
 
     def onApplyButton(self):
-        volume = self._parameterNode.inputVolume
-        params = self._parameterNode
+        """Processing runs in a separate process; the scene is written only when it has finished."""
+        volume, params = self._parameterNode.inputVolume, self._parameterNode
         if not ensureDependencies():
             return
-        self._running = True
+        age, sex, threshold = params.age or None, params.sex, params.threshold
+        with slicer.util.tryWithErrorDisplay("Texture scoring failed to start.", waitCursor=True):
+            task, arrays = hand_task(self.logic.lib.prepare(volume), chosen_path(params.bundlePath))
+            self.state.start("apply")
+            self.runner.start("rheumtexture", task, arrays, stage="Starting the scoring process",
+                              onDone=lambda computed, _: self._applyHand(volume, computed, age, sex, threshold))
+        if not self.runner.running:
+            self.state.cancelled()
         self._checkCanApply()
-        try:
-            with slicer.util.tryWithErrorDisplay("Texture scoring failed.", waitCursor=True):
-                self.onProgress("Loading the bundles", 0.0)
-                self.logic.lib.load_bundles(chosen_path(params.bundlePath))
-                self.logic.lib.process(volume, age=params.age or None, sex=params.sex,
-                                       threshold=params.threshold, progress=self.onProgress)
-        finally:
-            self._running = False
-            self._checkCanApply()
+
+    def _applyHand(self, volume, computed, age, sex, threshold):
+        self.logic.lib.apply_hand(volume, computed, age=age, sex=sex, threshold=threshold)
         self._showResults(volume)
 
-    def onProgress(self, stage, fraction):
-        """Each stage of the work shows in the panel; repainting between stages keeps Slicer drawn."""
-        self.ui.progressBar.value, self.ui.statusLabel.text = progress_text(stage, fraction)
-        slicer.app.processEvents()
+    def _startRescore(self, bone):
+        volume = self._parameterNode.inputVolume
+        with slicer.util.tryWithErrorDisplay("Re-scoring failed to start.", waitCursor=True):
+            points = self.logic.lib.edited_points(volume, bone)
+            task, arrays = bone_task(self.logic.lib.prepare(volume), chosen_path(self._parameterNode.bundlePath),
+                                     bone, points)
+            self.runner.start("rheumtexture", task, arrays, stage=f"Re-scoring {bone}",
+                              onDone=lambda computed, _: self.logic.lib.apply_bone(volume, computed))
+        if not self.runner.running:
+            self.state.cancelled()
+        self._checkCanApply()
+
+    def _onJobFinished(self):
+        """One job ended: the next waiting bone (if any) is re-scored."""
+        bone = self.state.finished()
+        if bone is not None:
+            self._startRescore(bone)
+        self._checkCanApply()
+        self._showQc()
+
+    def onCancelButton(self):
+        cancelWork(self.training, self.runner, self.state)
+        self._checkCanApply()
+
+    def onAddToCohortButton(self):
+        volume, params = self._parameterNode.inputVolume, self._parameterNode
+        with slicer.util.tryWithErrorDisplay("Could not add to the training cohort.", waitCursor=True):
+            row = add_to_cohort(self.logic.lib, volume, params.cohortDir,
+                                patient_id=volume.GetAttribute("RheumImaging.PatientID") or volume.GetName(),
+                                label=params.cohortLabel, age=params.age, sex=params.sex)
+            self.ui.statusLabel.text = f"Added {row.get('patient_id', '')} to {chosen_path(params.cohortDir)}"
+
+    def _showQc(self):
+        volume = self._parameterNode.inputVolume if self._parameterNode else None
+        try:
+            qc = [self.logic.lib.qc(volume)] if volume is not None and self.logic.lib.table_node(volume) else []
+        except ValueError:  # a table from an earlier version, without the results model
+            qc = []
+        self.ui.qcWarningLabel.text = qc_warning(qc) or ""
 
     def _showResults(self, volume):
         table = self.logic.lib.table_node(volume) if volume is not None else None
         self.ui.resultsTableView.setMRMLTableNode(table)
+        self._showQc()
         self.removeObservers(self.onCurveEdited)
         for bone in BONES if table is not None else ():
             curve = self.logic.lib.curve_node(volume, bone)
@@ -186,12 +237,11 @@ class RheumTextureWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                 self.addObserver(curve, curve.PointEndInteractionEvent, self.onCurveEdited)
 
     def onCurveEdited(self, curve, event):
-        """A dragged control point re-cuts and re-scores that bone only."""
-        volume = self._parameterNode.inputVolume
-        with slicer.util.tryWithErrorDisplay("Re-scoring failed.", waitCursor=True):
-            self.onProgress(f"Re-scoring {curve.GetAttribute('RheumTexture.Bone')}", 0.0)
-            self.logic.lib.rescore_bone(volume, curve.GetAttribute("RheumTexture.Bone"))
-            self.onProgress("Done", 1.0)
+        """A dragged control point re-cuts and re-scores that bone once, now or after the running job."""
+        bone = self.state.bone_edited(curve.GetAttribute("RheumTexture.Bone"))
+        if bone is not None:
+            self._startRescore(bone)
+        self._checkCanApply()
 
 
 class RheumTextureLogic(ScriptedLoadableModuleLogic):

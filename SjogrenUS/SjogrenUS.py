@@ -20,10 +20,13 @@ from slicer.parameterNodeWrapper import Choice, parameterNodeWrapper
 from slicer.util import VTKObservationMixin
 from MRMLCorePython import vtkMRMLScalarVolumeNode
 
-from RheumImagingCommon import TrainingPanel, ensureDependencies
-from RheumImagingLib.widget_support import chosen_path, progress_text
-from SjogrenUSLib.corrections import pending_corrections
+from RheumImagingCommon import JobRunner, TrainingPanel, cancelWork, ensureDependencies, showButtonStates
+from RheumImagingLib.background import PanelState
+from RheumImagingLib.results import qc_warning
+from RheumImagingLib.widget_support import COHORT_LABELS, chosen_path
 from SjogrenUSLib.logic import SjogrenUSLogic as _LibLogic
+from SjogrenUSLib.panel import (SITE_PARAMETERS, add_to_cohort, chosen_volumes, correction_controls,
+                                measured_from_result, pending_corrections, work_task)
 from SjogrenUSLib.scoring import DEFAULT_SYSTEM, SYSTEMS_DIR
 
 #: The scoring systems shipped with the extension (SjogrenUSLib/scoring_systems/*.json).
@@ -44,16 +47,6 @@ class SjogrenUS(ScriptedLoadableModule):
         self.parent.acknowledgementText = "Built on 3D Slicer and MONAI."
 
 
-#: UI/parameter name prefix of each site's volume, in the table's site order.
-SITE_PARAMETERS = {
-    "mucosa": "mucosa",
-    "parotid_left": "parotidLeft",
-    "parotid_right": "parotidRight",
-    "submandibular_left": "submandibularLeft",
-    "submandibular_right": "submandibularRight",
-}
-
-
 # Field types are those Slicer's GUI connectors accept for the bound widget (ctkPathLineEdit <-> pathlib.Path,
 # QComboBox <-> Annotated[str, Choice]); Testing/Python/test_slicer_parameters.py checks them against the .ui.
 @parameterNodeWrapper
@@ -67,6 +60,8 @@ class SjogrenUSParameterNode:
     patientId: str = ""
     bundlePath: pathlib.Path
     scoringSystem: Annotated[str, Choice(SCORING_SYSTEMS)] = DEFAULT_SYSTEM
+    cohortDir: pathlib.Path
+    cohortLabel: Annotated[str, Choice(list(COHORT_LABELS))] = "unknown"
 
 
 class SjogrenUSWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
@@ -77,7 +72,7 @@ class SjogrenUSWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self._parameterNode = None
         self._parameterNodeGuiTag = None
         self._table = None
-        self._running = False
+        self.state = PanelState()  # what runs; the buttons follow it
         self._shownVolumes = None
 
     def setup(self):
@@ -91,7 +86,10 @@ class SjogrenUSWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
         self.ui.loadButton.connect("clicked(bool)", self.onLoadButton)
         self.ui.applyButton.connect("clicked(bool)", self.onApplyButton)
-        self.training = TrainingPanel(self.ui, "sjogrenus", lambda: self._parameterNode, self._checkCanApply)
+        self.ui.cancelButton.connect("clicked(bool)", self.onCancelButton)
+        self.ui.addToCohortButton.connect("clicked(bool)", self.onAddToCohortButton)
+        self.training = TrainingPanel(self.ui, "sjogrenus", lambda: self._parameterNode, self._onTrainingChanged)
+        self.runner = JobRunner(self.ui, self._onJobFinished)
         self.ui.overrideButton.connect("clicked(bool)", self.onOverrideButton)
         self.initializeParameterNode()
 
@@ -100,13 +98,9 @@ class SjogrenUSWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                 "submandibular_left": self.ui.submandibularLeftGradeSpinBox,
                 "submandibular_right": self.ui.submandibularRightGradeSpinBox}
 
-    def _volumes(self):
-        if self._parameterNode is None:
-            return {}
-        return {site: getattr(self._parameterNode, f"{name}Volume") for site, name in SITE_PARAMETERS.items()}
-
     def cleanup(self):
         self.training.cancel()
+        self.runner.cancel()
         self.removeObservers()
 
     def enter(self):
@@ -116,6 +110,8 @@ class SjogrenUSWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.setParameterNode(None)
 
     def onSceneStartClose(self, caller, event):
+        self.runner.cancel()  # its volumes go with the scene
+        self.state.cancelled()
         self.setParameterNode(None)
         self.showResults(None)
 
@@ -142,7 +138,7 @@ class SjogrenUSWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     def _onParameterNodeModified(self, caller=None, event=None):
         self._checkCanApply()
-        volumes = {s: v for s, v in self._volumes().items() if v is not None}
+        volumes = chosen_volumes(self._parameterNode)
         if volumes == self._shownVolumes:
             return
         self._shownVolumes = volumes
@@ -156,12 +152,13 @@ class SjogrenUSWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.showResults(table)
 
     def _checkCanApply(self):
-        ready = any(v is not None for v in self._volumes().values())
-        ready = ready and not self._running and not self.training.running
-        self.ui.applyButton.enabled = ready
-        self.ui.applyButton.toolTip = (
-            "Segment, measure and grade every given image; one table for the patient." if ready
-            else "Running..." if self._running else "Choose or load at least one site's image first.")
+        showButtonStates(self.ui, self.state, bool(chosen_volumes(self._parameterNode)),
+                         "Segment, measure and grade every given image; one table for the patient.",
+                         "Choose or load at least one site's image first.")
+
+    def _onTrainingChanged(self):
+        self.state.training_changed(self.training.running)
+        self._checkCanApply()
 
     def onLoadButton(self):
         site = list(SITE_PARAMETERS)[self.ui.loadSiteComboBox.currentIndex]
@@ -174,30 +171,45 @@ class SjogrenUSWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             slicer.util.setSliceViewerLayers(background=node, fit=True)
 
     def onApplyButton(self):
+        """Segmentation runs in a separate process; the scene is written only when it has finished."""
         params = self._parameterNode
-        volumes = {s: v for s, v in self._volumes().items() if v is not None}
-        table = None
+        volumes = chosen_volumes(params)
         if not ensureDependencies():
             return
-        self._running = True
+        patient_id = params.patientId or "patient"
+        with slicer.util.tryWithErrorDisplay("SjogrenUS scoring failed to start.", waitCursor=True):
+            self.logic.lib.set_system(params.scoringSystem)
+            task, arrays = work_task(self.logic.lib.prepare_patient(volumes), params.scoringSystem,
+                                     chosen_path(params.bundlePath))
+            self.state.start("apply")
+            self.runner.start("sjogrenus", task, arrays, stage="Starting the segmentation process",
+                              onDone=lambda result, labels: self._applyPatient(volumes, patient_id, result, labels))
+        if not self.runner.running:
+            self.state.cancelled()
         self._checkCanApply()
-        try:
-            with slicer.util.tryWithErrorDisplay("SjogrenUS scoring failed.", waitCursor=True):
-                self.onProgress("Loading the segmentation bundle", 0.0)
-                self.logic.lib.set_system(params.scoringSystem)
-                self.logic.lib.load_segmenter(chosen_path(params.bundlePath))
-                table = self.logic.lib.process_patient(volumes, params.patientId or "patient",
-                                                       progress=self.onProgress)
-        finally:
-            self._running = False
-            self._checkCanApply()
-        if table is not None:
-            self.showResults(table)
 
-    def onProgress(self, stage, fraction):
-        """Each stage of the work shows in the panel; repainting between stages keeps Slicer drawn."""
-        self.ui.progressBar.value, self.ui.statusLabel.text = progress_text(stage, fraction)
-        slicer.app.processEvents()
+    def _applyPatient(self, volumes, patient_id, result, labels):
+        table = self.logic.lib.apply_patient(volumes, patient_id, measured_from_result(result, labels),
+                                             bundle_provenance=result["provenance"])
+        self.showResults(table)
+
+    def _onJobFinished(self):
+        self.state.finished()
+        self._checkCanApply()
+
+    def onCancelButton(self):
+        cancelWork(self.training, self.runner, self.state)
+        self._checkCanApply()
+
+    def onAddToCohortButton(self):
+        params = self._parameterNode
+        volumes = chosen_volumes(params)
+        with slicer.util.tryWithErrorDisplay("Could not add to the training cohort.", waitCursor=True):
+            first = next(iter(volumes.values()))
+            patient_id = params.patientId or first.GetAttribute("RheumImaging.PatientID") or first.GetName()
+            rows = add_to_cohort(self.logic.lib, volumes, params.cohortDir, patient_id=patient_id,
+                                 label=params.cohortLabel)
+            self.ui.statusLabel.text = f"Added {len(rows)} image(s) of {patient_id} to {chosen_path(params.cohortDir)}"
 
     def showResults(self, table):
         """Show the table, fill the correction controls from it and watch the thickness line."""
@@ -208,11 +220,17 @@ class SjogrenUSWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         if table is None:
             return
         cells = self.logic.lib.results(table)
+        self.ui.qcWarningLabel.text = qc_warning(row.get("qc", "ok") for row in cells.values()) or ""
+        patient = self.logic.lib.patient_result(table)
+        if patient is None:  # a table from an earlier version, without the results model
+            self.ui.overrideButton.enabled = False
+            return
+        grades, echogenicity = correction_controls(patient)
         for site, spin_box in self._grade_spin_boxes().items():
-            if cells[site]["grade"]:
-                spin_box.value = int(cells[site]["grade"])
-        if cells["mucosa"]["echogenicity"]:
-            self.ui.echogenicityComboBox.currentText = cells["mucosa"]["echogenicity"]
+            if site in grades:
+                spin_box.value = grades[site]
+        if echogenicity:
+            self.ui.echogenicityComboBox.currentText = echogenicity
         mucosa = self.logic.lib.volume_node(table, "mucosa")
         line = self.logic.lib.line_node(mucosa) if mucosa else None
         if line is not None:
@@ -220,11 +238,10 @@ class SjogrenUSWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     def onOverrideButton(self):
         """Grades and echogenicity that differ from the table become the user's corrections."""
-        cells = self.logic.lib.results(self._table)
-        imaged = [site for site in cells if site in SITE_PARAMETERS and self.logic.lib.volume_node(self._table, site)]
         grades = {site: spin_box.value for site, spin_box in self._grade_spin_boxes().items()}
-        changed, echo = pending_corrections(cells, imaged, grades, self.ui.echogenicityComboBox.currentText)
         with slicer.util.tryWithErrorDisplay("Correction failed.", waitCursor=True):
+            changed, echo = pending_corrections(self.logic.lib.patient_result(self._table), grades,
+                                                self.ui.echogenicityComboBox.currentText)
             for site, grade in changed.items():
                 self.logic.lib.override_grade(self._table, site, grade)
             if echo:

@@ -23,3 +23,24 @@ def progress_text(stage: str, fraction: float) -> tuple[int, str]:
     """Progress bar value (0-100) and status text for a ``progress(stage, fraction)`` report."""
     percent = int(round(100 * min(max(float(fraction), 0.0), 1.0)))
     return percent, f"{stage} ({percent}%)" if percent < 100 else stage
+
+
+#: the panel's cohort label choices -> the cohort.csv ``label`` (None: unknown)
+COHORT_LABELS = {"unknown": None, "1 (case)": 1, "0 (control)": 0}
+
+
+def cohort_folder(value) -> Path:
+    """The training cohort folder the user chose; a clear error when none is."""
+    from .errors import InputError
+
+    folder = chosen_path(value)
+    if folder is None:
+        raise InputError(None, "choose the training cohort folder first")
+    return folder
+
+
+def training_cohort():
+    """``RheumImagingLib.training_cohort`` (Contract E: ``add_hand``, ``add_ultrasound``)."""
+    from . import training_cohort as module
+
+    return module

@@ -9,7 +9,6 @@ import numpy as np
 
 from RheumImagingLib.bundle import default_bundle_root
 from RheumImagingLib.errors import InputError
-from RheumImagingLib.stats.flow import qc_text  # noqa: F401  (the one home of the qc cell; importers use this name)
 
 CONTOUR_BUNDLE = "metacarpal_contour"
 TEXTURE_BUNDLE = "ra_bone_texture"

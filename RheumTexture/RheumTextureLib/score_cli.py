@@ -15,14 +15,14 @@ import logging
 import sys
 from pathlib import Path
 
-import numpy as np
-
 from RheumImagingLib.annotations import measuring_spacing, spacing_option
 from RheumImagingLib.cohort_folder import cohort_images, resolve_score_inputs, row_spacing
 from RheumImagingLib.errors import InputError
 from RheumImagingLib.runtime import add_runtime_option
 
-from .logic import BONES, N_FOLDS, STUDY_THRESHOLD
+from . import results
+from .logic import STUDY_THRESHOLD
+from .results import HandResult
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +56,7 @@ def score_images(images: list[Path], out: Path, *, bundle=None, cohort: Path | N
 
     from RheumImagingLib.imageio import read_image
 
-    from .pipeline import HandScorer, qc_text
+    from .pipeline import HandScorer
 
     outputs = [out, out.with_name(out.stem + "_images.csv"), out.with_name(out.stem + "_bones.csv")]
     if scene_dir is not None and scene_dir.exists() and any(scene_dir.iterdir()):
@@ -67,7 +67,7 @@ def score_images(images: list[Path], out: Path, *, bundle=None, cohort: Path | N
     known = cohort_by_image(cohort) if cohort else {}
     scorer = scorer or HandScorer(bundle, runtime=runtime)
     training = scorer.training_images()
-    bone_rows, image_rows, failures = [], [], []
+    bone_rows, image_rows, failures, hands = [], [], [], {}
     report = progress if callable(progress) else None
     for done, path in enumerate(tqdm(images, desc="scoring", unit="image", disable=not progress or report is not None,
                                      file=sys.stderr)):
@@ -80,11 +80,10 @@ def score_images(images: list[Path], out: Path, *, bundle=None, cohort: Path | N
                 meta = image.metadata
                 spacing, spacing_source = measuring_spacing(image, user_mm)
                 result = scorer.analyse(image.pixels, spacing, meta)
-                scores, qc, orientation = result["scores"], qc_text(result["qc"]), result["orientation"].describe()
-                bone_qc = {bone: qc_text(reasons) for bone, reasons in result["bone_qc"].items()}
+                hand = HandResult.from_scores(result["scores"], threshold, result["qc"],
+                                              result["orientation"].describe(), spacing_source, result["bone_qc"])
             else:
-                meta, scores, qc, bone_qc, orientation, spacing_source = _score_into_scene(
-                    scorer, path, scene_dir, threshold, user_mm)
+                meta, hand = _score_into_scene(scorer, path, scene_dir, threshold, user_mm)
         except InputError as exc:
             failures.append((path, str(exc)))
             log.info("skipped %s", exc)
@@ -98,25 +97,14 @@ def score_images(images: list[Path], out: Path, *, bundle=None, cohort: Path | N
                  "label": row.get("label", ""),
                  "age": row.get("age") or _text(meta.get("PatientAge")),
                  "sex": row.get("sex") or meta.get("PatientSex") or ""}
-        hand = float(np.mean([scores[b]["score"] for b in BONES]))
-        for bone in BONES:
-            folds = scores[bone]["fold_probabilities"]
-            bone_rows.append({**ident, "image": str(path), "bone": bone, "score": f"{scores[bone]['score']:.6f}",
-                              **{f"fold_{k + 1}": f"{folds[k]:.6f}" for k in range(N_FOLDS)}, "qc": bone_qc[bone]})
-        image_rows.append({**ident, "image": str(path), "score": f"{hand:.6f}",
-                           **{f"score_{b}": f"{scores[b]['score']:.6f}" for b in BONES},
-                           "above_threshold": int(hand > threshold), "in_training": _in_training(path, training),
-                           "orientation": orientation, "spacing_source": spacing_source, "qc": qc})
+        bone_rows.extend(results.bone_rows(hand, ident, str(path)))
+        image_rows.append(results.image_row(hand, ident, str(path), _in_training(path, training)))
+        hands.setdefault(ident["patient_id"], []).append((hand, image_rows[-1]))
     if report:
         report("scoring", 1.0)
-    patients = {}
-    for row in image_rows:
-        patients.setdefault(row["patient_id"], []).append(row)
-    patient_rows = [{**{k: rows[0][k] for k in ("patient_id", "label", "age", "sex")},
-                     "score": f"{np.mean([float(r['score']) for r in rows]):.6f}", "n_images": len(rows),
-                     "in_training": _any_in_training([r["in_training"] for r in rows]),
-                     "qc": qc_text(sorted({q for r in rows if r["qc"] != "ok" for q in r["qc"].split(";")}))}
-                    for rows in patients.values()]
+    patient_rows = [results.patient_row([h for h, _ in scored], scored[0][1],
+                                        _any_in_training([r["in_training"] for _, r in scored]))
+                    for scored in hands.values()]
     out.parent.mkdir(parents=True, exist_ok=True)
     for path, rows in zip(outputs, (patient_rows, image_rows, bone_rows)):
         _write_csv(path, rows)
@@ -148,7 +136,7 @@ def _safe(name: str) -> str:
 
 def _score_into_scene(scorer, path: Path, scene_dir: Path, threshold: float, pixel_spacing_mm: float | None = None):
     """Score through the module logic and save the same MRML result the Slicer module makes."""
-    from RheumImagingLib.annotations import set_user_spacing, spacing_source_of
+    from RheumImagingLib.annotations import set_user_spacing
     from RheumImagingLib.scene import new_scene, save_scene
 
     from .logic import RheumTextureLogic
@@ -162,8 +150,7 @@ def _score_into_scene(scorer, path: Path, scene_dir: Path, threshold: float, pix
     names = volume.GetAttributeNames() or ()
     meta = {n.split(".", 1)[1]: volume.GetAttribute(n) for n in names if n.startswith("RheumImaging.")}
     save_scene(scene, scene_dir / _safe(f"{meta.get('PatientID') or path.stem}_{path.stem}"))
-    return (meta, logic.scores(volume), logic.qc(volume), {bone: logic.qc(volume, bone) for bone in BONES},
-            logic.orientation(volume), spacing_source_of(volume))
+    return meta, logic.hand_result(volume)
 
 
 def run(args) -> int:

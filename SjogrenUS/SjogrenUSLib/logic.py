@@ -3,16 +3,15 @@
 Up to five ultrasound images of one patient (buccal mucosa and the four major glands) ->
 per image a segmentation node (epithelium, submucosa, parenchyma), for the mucosa a markups
 line across the epithelium at its median-thickness column, and one table node per patient
-with a row per site and the totals. The table is the record: grades, echogenicity and
-thickness are read back from it when the user corrects one, so corrections survive a saved
-and reloaded scene. Every node carries provenance attributes and sits under the patient in
-the subject hierarchy; each volume references its results.
+with a row per site and the totals. The record is the typed model of ``results.py``, stored as
+JSON on the table (so corrections survive a saved and reloaded scene); the table is its view,
+re-rendered after each correction and never read back. Every node carries provenance attributes
+and sits under the patient in the subject hierarchy; each volume references its results.
 """
 
 from __future__ import annotations
 
 import datetime
-import json
 from pathlib import Path
 
 import numpy as np
@@ -20,18 +19,19 @@ import vtk
 
 from RheumImagingLib.errors import InputError
 from RheumImagingLib.geometry import control_points_ras, pixel_to_ras, set_control_points_ras
-from RheumImagingLib.scene import place_under_patient, provenance, set_provenance, table_row
+from RheumImagingLib.results import render_table, store_model, stored_model
+from RheumImagingLib.scene import place_under_patient, provenance, set_provenance
 
 from . import echogenicity as echo_mod
+from . import results as model
 from .measure import line_length_mm
-from .patient import SITES, analyse_image
-from .scoring import DEFAULT_SYSTEM, GLAND_SITES, load_system, mucosa_score, totals
+from .patient import analyse_image
+from .results import COLUMNS, SITES, TOTAL_ROWS, UNAVAILABLE, PatientResult  # noqa: F401 (COLUMNS re-exported)
+from .scoring import DEFAULT_SYSTEM, GLAND_SITES, load_system
 
 #: label value -> (segment name, colour); the segmenter's labels (segmentation.LABELS).
 SEGMENTS = {1: ("epithelium", (0.95, 0.75, 0.2)), 2: ("submucosa", (0.3, 0.6, 1.0)),
             3: ("parenchyma", (0.35, 0.85, 0.35))}
-COLUMNS = ("site", "grade", "foci_count", "echogenicity", "thickness_mm", "status")
-TOTAL_ROWS = ("gland_score", "mucosa_score", "modified_score")
 
 _SEG_ROLE = "SjogrenUS.Segmentation"
 _LINE_ROLE = "SjogrenUS.ThicknessLine"
@@ -39,19 +39,10 @@ _TABLE_ROLE = "SjogrenUS.Scores"
 _VOLUME_ROLE = "SjogrenUS.Volume.{site}"
 _PATIENT_ATTR = "SjogrenUS.PatientID"
 _SITE_ATTR = "SjogrenUS.Site"
-_FINDINGS_ATTR = "SjogrenUS.Findings.{site}"  # measured gland features (JSON), for regrading
-_READER_ATTR = "SjogrenUS.Reader.{site}"  # the reader's entries for unmeasured criteria (JSON)
-UNAVAILABLE = "unavailable"
 
 
 def _now() -> str:
     return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
-
-
-def _fmt(value, digits: int = 4) -> str:
-    if value is None:
-        return ""
-    return f"{value:.{digits}f}" if isinstance(value, float) else str(value)
 
 
 class SjogrenUSLogic:
@@ -100,6 +91,22 @@ class SjogrenUSLogic:
     # ------------------------------------------------------------------ processing
     def process_patient(self, volumes: dict, patient_id: str, label=None, progress=None):
         """Segment, measure and grade each site's volume once; returns the patient's table node."""
+        report = progress or (lambda stage, fraction: None)
+        inputs = self.prepare_patient(volumes)
+        if self.segmenter is None:
+            self.load_segmenter()
+        measured = {}
+        for k, (site, (pixels, spacing)) in enumerate(inputs.items()):
+            report(f"Segmenting and measuring {site}", k / len(inputs))
+            result = self.measure_site(site, pixels, spacing)
+            measured[site] = (result.labels, model.site_from_image(result))
+        table = self.apply_patient(volumes, patient_id, measured, label)
+        report("Done", 1.0)
+        return table
+
+    def prepare_patient(self, volumes: dict) -> dict:
+        """Step 1, on the main thread: {site: (pixels, spacing_mm)} copied out of the scene (DICOM-browser
+        volumes first read from their files), so that measuring needs no MRML."""
         from RheumImagingLib.imageio import array_from_volume, spacing_mm
 
         unknown = set(volumes) - set(SITES)
@@ -108,36 +115,45 @@ class SjogrenUSLogic:
         volumes = {s: v for s, v in volumes.items() if v is not None}
         if not volumes:
             raise ValueError("no image given: pass at least one of " + ", ".join(SITES))
-        if self.segmenter is None:
-            self.load_segmenter()
-        report = progress or (lambda stage, fraction: None)
         for volume in volumes.values():
             self.adopt_dicom_source(volume)
-        base = dict(self.segmenter.provenance(), scoring_system=self.system["name"],
+        return {site: (array_from_volume(v).astype(np.float32), spacing_mm(v)) for site, v in volumes.items()}
+
+    def measure_site(self, site: str, pixels, spacing):
+        """Step 2, safe on a worker thread (no scene access): segment and measure one image."""
+        return analyse_image(site, pixels, spacing, self.segmenter, self.system)
+
+    def apply_patient(self, volumes: dict, patient_id: str, measured: dict, label=None, bundle_provenance=None):
+        """Step 3, on the main thread: ``{site: (labels, results.SiteResult)}`` into the scene (segmentations,
+        the thickness line, the results model and its table). Nothing is written before this step, so a
+        cancelled run leaves the scene as it was. ``bundle_provenance``: the segmenter's, when it ran
+        elsewhere (``work_cli``)."""
+        from RheumImagingLib.annotations import spacing_source_of
+
+        volumes = {s: v for s, v in volumes.items() if v is not None and s in measured}
+        base = dict(bundle_provenance or self.segmenter.provenance(), scoring_system=self.system["name"],
                     scoring_system_source=self.system_ref, time=_now(), patient_id=patient_id)
         table = self._table_node(patient_id, volumes)
         set_provenance(table, **base, label=label)
         place_under_patient(self.scene, table, patient_id, near=next(iter(volumes.values())))
-        for k, (site, volume) in enumerate(volumes.items()):
-            report(f"Segmenting and measuring {site}", k / len(volumes))
+        patient = self.patient_result(table) or PatientResult(patient_id, label, self.system["name"])
+        patient.label, patient.scoring_system = label, self.system["name"]
+        for site, volume in volumes.items():
+            labels, site_result = measured[site]
             info = dict(base, input=volume.GetAttribute("RheumImaging.SourceFile") or volume.GetName(), site=site)
-            pixels = array_from_volume(volume).astype(np.float32)
-            result = analyse_image(site, pixels, spacing_mm(volume), self.segmenter, self.system)
             volume.SetAttribute(_SITE_ATTR, site)
             volume.SetAttribute(_PATIENT_ATTR, patient_id)
             volume.SetNodeReferenceID(_TABLE_ROLE, table.GetID())
             table.SetNodeReferenceID(_VOLUME_ROLE.format(site=site), volume.GetID())
             place_under_patient(self.scene, volume, patient_id, near=volume)
-            seg = self._segmentation_node(volume, result.labels, info)
+            seg = self._segmentation_node(volume, labels, info)
             place_under_patient(self.scene, seg, patient_id, near=volume)
             if site == "mucosa":
-                line = self._thickness_line(volume, result.labels, info)
+                line = self._thickness_line(volume, labels, info)
                 place_under_patient(self.scene, line, patient_id, near=volume)
-                self._write_mucosa_row(table, result.thickness, result.echo)
-            else:
-                self._write_gland_row(table, site, result.gland)
-        self._write_totals(table)
-        report("Done", 1.0)
+            site_result.spacing_source = spacing_source_of(volume)
+            patient.sites[site] = site_result
+        self._render(table, patient)
         return table
 
     # ------------------------------------------------------------------ corrections
@@ -155,34 +171,30 @@ class SjogrenUSLogic:
             self._segmentation_node(volume, np.asarray(labels), info)
         labels = self.labels_from_segmentation(volume)
         pixels = array_from_volume(volume).astype(np.float32)
-        reader = json.loads(table.GetAttribute(_READER_ATTR.format(site=site)) or "{}")
+        patient = self._model(table)
+        reader = patient.sites[site].reader if site in patient.sites else {}
         result = analyse_image(site, pixels, spacing_mm(volume), None, self._system_of(table), labels=labels,
                                reader=reader or None)
         set_provenance(seg, edited="true", time=info["time"])
-        row = table_row(table, site)
-        for col in range(1, len(COLUMNS)):
-            table.SetCellText(row, col, "")
+        source = patient.sites[site].spacing_source if site in patient.sites else ""
+        patient.sites[site] = model.site_from_image(result, reader)
+        patient.sites[site].spacing_source = source
+        set_provenance(table, edited="true", time=info["time"])
         if site == "mucosa":
             line = self.line_node(volume)
-            caliper = line is not None and provenance(line).get("edited") == "true"
-            if not caliper:
-                self._thickness_line(volume, labels, info)
-            self._write_mucosa_row(table, result.thickness, result.echo)
-            if caliper:  # the user's caliper line wins over the automatic thickness
-                set_provenance(table, edited="true", time=info["time"])
-                self.update_from_line(volume)
+            if line is not None and provenance(line).get("edited") == "true":
+                self._render(table, patient)
+                self.update_from_line(volume)  # the user's caliper line wins over the automatic thickness
                 return result
-        else:
-            self._write_gland_row(table, site, result.gland)
-        set_provenance(table, edited="true", time=info["time"])
-        self._write_totals(table)
+            self._thickness_line(volume, labels, info)
+        self._render(table, patient)
         return result
 
     def set_reader_findings(self, table_or_patient, site: str, **entries):
         """The reader's entries for a gland's criteria the software does not measure (e.g.
         ``echogenic_bands=True``, ``calcifications=False``; None clears one); the grade is recomputed
         from the stored measurements and these entries, and totals follow."""
-        from .scoring import grade_gland, grading_notes, reader_criteria
+        from .scoring import reader_criteria
 
         table = self._resolve_table(table_or_patient)
         system = self._system_of(table)
@@ -191,21 +203,12 @@ class SjogrenUSLogic:
         if site not in GLAND_SITES or unknown:
             raise ValueError(f"site must be one of {GLAND_SITES} and criteria among {allowed}; "
                              f"got {site!r}, {unknown}")
-        stored = table.GetAttribute(_FINDINGS_ATTR.format(site=site))
-        if not stored:
+        patient = self._model(table)
+        if site not in patient.sites or patient.sites[site].measured_grade is None:
             raise ValueError(f"{site} has no measured grade to update; run process_patient first")
-        reader = dict(json.loads(table.GetAttribute(_READER_ATTR.format(site=site)) or "{}"), **entries)
-        reader = {k: (None if v is None else bool(v)) for k, v in reader.items()}
-        table.SetAttribute(_READER_ATTR.format(site=site), json.dumps(reader))
-        measured = json.loads(stored)
-        grade = grade_gland(measured.pop("diameters_mm"), system, dict(measured, **reader))
-        row = table_row(table, site)
-        table.SetCellText(row, COLUMNS.index("grade"), str(grade))
-        notes = grading_notes(system, reader)
-        status = "; ".join([f"ok: reader findings {json.dumps(reader)}"] + notes)
-        table.SetCellText(row, COLUMNS.index("status"), status)
+        grade = model.set_reader_findings(patient, site, entries, system)
         set_provenance(table, edited="true", time=_now())
-        self._write_totals(table)
+        self._render(table, patient)
         return grade
 
     def override_grade(self, table_or_patient, site: str, grade: int):
@@ -216,12 +219,12 @@ class SjogrenUSLogic:
         low, high = self.system.get("grade_range", [0, 4])
         if int(grade) != grade or not low <= grade <= high:
             raise ValueError(f"grade must be an integer {low}-{high} in {self.system['name']}, not {grade!r}")
-        row = table_row(table, site)
-        measured = table.GetCellText(row, COLUMNS.index("grade"))
-        table.SetCellText(row, COLUMNS.index("grade"), str(int(grade)))
-        table.SetCellText(row, COLUMNS.index("status"), f"overridden by user (measured: {measured or 'none'})")
+        patient = self._model(table)
+        if site not in patient.sites:
+            raise ValueError(f"{site} was not imaged; there is no grade to correct")
+        model.override_grade(patient, site, grade)
         set_provenance(table, edited="true", time=_now())
-        self._write_totals(table)
+        self._render(table, patient)
         return table
 
     def override_echogenicity(self, table_or_patient, cls: str):
@@ -229,12 +232,12 @@ class SjogrenUSLogic:
         table = self._resolve_table(table_or_patient)
         if cls not in echo_mod.CLASSES:
             raise ValueError(f"echogenicity must be one of {echo_mod.CLASSES}, not {cls!r}")
-        row = table_row(table, "mucosa")
-        measured = table.GetCellText(row, COLUMNS.index("echogenicity"))
-        table.SetCellText(row, COLUMNS.index("echogenicity"), cls)
-        self._append_status(table, row, f"echogenicity overridden by user (measured: {measured or 'none'})")
+        patient = self._model(table)
+        if "mucosa" not in patient.sites:
+            raise ValueError("the mucosa was not imaged; there is no echogenicity to correct")
+        model.override_echogenicity(patient, cls)
         set_provenance(table, edited="true", time=_now())
-        self._write_totals(table)
+        self._render(table, patient)
         return table
 
     def update_from_line(self, volume):
@@ -248,19 +251,11 @@ class SjogrenUSLogic:
         if len(points) != 2:
             raise ValueError(f"{line.GetName()} needs two points, has {len(points)}")
         thickness = line_length_mm(points[0], points[1], is_calibrated(volume))
-        row = table_row(table, "mucosa")
-        status_col = COLUMNS.index("status")
-        kept = [n for n in table.GetCellText(row, status_col).split("; ") if n.startswith("echogenicity")]
-        if thickness.status == "ok":
-            table.SetCellText(row, COLUMNS.index("thickness_mm"), _fmt(thickness.mean_mm))
-            note = "ok: thickness from the user's line"
-        else:
-            table.SetCellText(row, COLUMNS.index("thickness_mm"), f"{UNAVAILABLE}: {thickness.reason}")
-            note = f"{UNAVAILABLE}: {thickness.reason}"
-        table.SetCellText(row, status_col, "; ".join([note] + kept))
+        patient = self._model(table)
+        model.set_line_thickness(patient, thickness)
         set_provenance(line, edited="true", time=_now())
         set_provenance(table, edited="true", time=_now())
-        self._write_totals(table)
+        self._render(table, patient)
         return thickness
 
     # ------------------------------------------------------------------ reading results
@@ -284,8 +279,17 @@ class SjogrenUSLogic:
                 return node
         return None
 
+    def patient_result(self, table) -> PatientResult | None:
+        """The typed results model stored on ``table`` (None for a table without one)."""
+        data = stored_model(table)
+        return PatientResult.from_dict(data) if data else None
+
+    def patient_row(self, table) -> dict:
+        """The patient's scores row, as ``sjogrenus score`` writes it (the same rendering function)."""
+        return model.csv_row(self._model(table), self._system_of(table))
+
     def results(self, table) -> dict[str, dict[str, str]]:
-        """The table's content: row name -> {column: text}."""
+        """The table's content as shown: row name -> {column: text} (a view, for display and tests)."""
         return {table.GetCellText(r, 0): {c: table.GetCellText(r, j) for j, c in enumerate(COLUMNS)}
                 for r in range(table.GetNumberOfRows())}
 
@@ -321,18 +325,19 @@ class SjogrenUSLogic:
         table = table or self.patient_table(patient_id)
         if table is None:
             table = self.scene.AddNewNodeByClass("vtkMRMLTableNode", f"{patient_id} SjogrenUS scores")
-            for name in COLUMNS:
-                table.AddColumn().SetName(name)
-            for name in SITES + TOTAL_ROWS:
-                table.SetCellText(table.AddEmptyRow(), 0, name)
             table.SetAttribute(_PATIENT_ATTR, patient_id)
-        for site in SITES:
-            if site not in volumes:
-                continue
-            row = table_row(table, site)
-            for col in range(1, len(COLUMNS)):
-                table.SetCellText(row, col, "")
         return table
+
+    def _model(self, table) -> PatientResult:
+        patient = self.patient_result(table)
+        if patient is None:
+            raise ValueError(f"{table.GetName()} holds no SjogrenUS results model; run process_patient again")
+        return patient
+
+    def _render(self, table, patient: PatientResult) -> None:
+        """The model is stored on the table and the table re-rendered from it (the one MRML view)."""
+        store_model(table, patient.to_dict())
+        render_table(table, COLUMNS, model.table_rows(patient, self._system_of(table)))
 
     def _segmentation_node(self, volume, labels, info):
         """Segments named and coloured by SEGMENTS (empty when the network found none of a tissue)."""
@@ -410,77 +415,8 @@ class SjogrenUSLogic:
         set_provenance(line, **info, placement=f"median-thickness column {int(cols[k])}")
         return line
 
-    @staticmethod
-    def _append_status(table, row, note):
-        col = COLUMNS.index("status")
-        old = table.GetCellText(row, col)
-        table.SetCellText(row, col, f"{old}; {note}" if old else note)
-
-    def _write_gland_row(self, table, site, gland):
-        row = table_row(table, site)
-        if gland is None or gland.status != "ok":
-            reason = gland.reason if gland else "not measured"
-            table.SetCellText(row, COLUMNS.index("status"), f"{UNAVAILABLE}: {reason}")
-            return
-        table.SetCellText(row, COLUMNS.index("grade"), str(gland.grade))
-        table.SetCellText(row, COLUMNS.index("foci_count"), str(len(gland.diameters_mm)))
-        table.SetCellText(row, COLUMNS.index("status"), "; ".join(["ok"] + gland.notes))
-        table.SetAttribute(_FINDINGS_ATTR.format(site=site), json.dumps(
-            {"diameters_mm": gland.diameters_mm, "inhomogeneity": gland.inhomogeneity,
-             "diffuse_coverage": gland.diffuse_coverage}))
-
-    def _write_mucosa_row(self, table, thickness, echo):
-        row = table_row(table, "mucosa")
-        notes = []
-        if thickness.status == "ok":
-            table.SetCellText(row, COLUMNS.index("thickness_mm"), _fmt(thickness.mean_mm))
-            notes.append(f"ok: thickness mean of {thickness.n_samples} columns (median {thickness.median_mm:.4f} mm)")
-        else:
-            text = f"{UNAVAILABLE}: {thickness.reason}"
-            table.SetCellText(row, COLUMNS.index("thickness_mm"), text)
-            notes.append(text)
-        if echo is not None and echo.status == "ok":
-            table.SetCellText(row, COLUMNS.index("echogenicity"), echo.cls)
-        else:
-            notes.append(f"echogenicity {UNAVAILABLE}: {echo.reason if echo else 'not measured'}")
-        table.SetCellText(row, COLUMNS.index("status"), "; ".join(notes))
-
     def _system_of(self, table):
         name = provenance(table).get("scoring_system")
         if name and name != self.system["name"]:
             return load_system(provenance(table).get("scoring_system_source") or name)
         return self.system
-
-    def _write_totals(self, table):
-        """Mucosa score and totals from the site rows (the current, possibly corrected, values)."""
-        system = self._system_of(table)
-        cells = self.results(table)
-        grades = {s: (int(cells[s]["grade"]) if cells[s]["grade"] else None) for s in GLAND_SITES}
-        thickness_text = cells["mucosa"]["thickness_mm"]
-        thickness = None if not thickness_text or thickness_text.startswith(UNAVAILABLE) else float(thickness_text)
-        echo = cells["mucosa"]["echogenicity"] or None
-        m_score = mucosa_score(thickness, echo, system) if thickness is not None and echo is not None else None
-        result = totals(grades, m_score, system)
-        cut = system.get("cutoffs", {})
-        missing = [s for s in GLAND_SITES if grades[s] is None]
-        gland_why = f"{UNAVAILABLE}: no grade for {', '.join(missing)}" if missing else ""
-        mucosa_why = (f"{UNAVAILABLE}: needs thickness in mm and echogenicity of the mucosa image"
-                      if m_score is None else "")
-        entries = {
-            "gland_score": (result["gland_score"], result["gland_positive"], cut.get("gland_total"), gland_why),
-            "mucosa_score": (m_score, None, None, mucosa_why),
-            "modified_score": (result["modified_score"], result["modified_positive"], cut.get("modified_total"),
-                               gland_why or mucosa_why),
-        }
-        for name, (value, positive, cutoff, why) in entries.items():
-            row = table_row(table, name)
-            table.SetCellText(row, COLUMNS.index("grade"), _fmt(value))
-            if value is None:
-                status = why
-            elif positive is None:
-                status = "ok"
-            else:
-                status = f"{'positive' if positive else 'negative'} (cut-off >= {cutoff})"
-            table.SetCellText(row, COLUMNS.index("status"), status)
-        table.Modified()
-        return result

@@ -159,19 +159,13 @@ def score_studies(studies, out: Path, segmenter, system: dict, progress=True,
                 tqdm.write(f"skipped {path}: {e}")
                 continue
             results[r.site] = r
-        rows.append({**patient_row(pid, label, results, system, notes, thickness_mm=entries.get("thickness_mm")),
-                     "spacing_source": _one_source(sources)})
+        rows.append(patient_row(pid, label, results, system, notes, thickness_mm=entries.get("thickness_mm"),
+                                spacing_sources=sources))
     if report:
         report("scoring", 1.0)
     out.parent.mkdir(parents=True, exist_ok=True)
     with open(out, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=[*ROW_COLUMNS, "spacing_source"])
+        writer = csv.DictWriter(f, fieldnames=ROW_COLUMNS)
         writer.writeheader()
         writer.writerows(rows)
     return {"patients": len(rows), "failed": failures}
-
-
-def _one_source(sources: dict) -> str:
-    """One spacing source for the patient, or per site where the images differ."""
-    distinct = set(sources.values())
-    return next(iter(distinct)) if len(distinct) == 1 else "; ".join(f"{s}: {v}" for s, v in sources.items())

@@ -35,7 +35,8 @@ def test_roi_centre_lies_in_the_bones_distal_third(scene):
     volume = volume_from_array(scene, pixels.astype(np.float32), (0.1, 0.1), "hand", "test")
     logic = RheumTextureLogic(scene, scorer=_FrameOnlyScorer())
     for name, bone in truth["bones"].items():
-        logic._update_roi(volume, name, np.asarray(bone["contour"], dtype=float), {})
+        frame = logic.scorer.distal_third_frame(np.asarray(bone["contour"], dtype=float), (0.1, 0.1))
+        logic._update_roi(volume, name, frame, {})
         centre_ras = np.array(logic.roi_node(volume, name).GetCenter())
         centre = ras_to_pixel(volume, [centre_ras])[0][:2]
         # Position along the phantom's true bone axis, 0 at the proximal end, 1 at the distal one.

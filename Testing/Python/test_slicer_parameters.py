@@ -68,6 +68,8 @@ def _combo_ok(base, extra, default):
 RULES = {
     "ctkPathLineEdit": (lambda base, extra, default, node: base in PATH_TYPES,
                         "ctkPathLineEditToPathConnector: v5.8.1 line 608, v5.10.0 line 676"),
+    "ctkDirectoryButton": (lambda base, extra, default, node: base in PATH_TYPES,
+                           "ctkDirectoryButtonToPathConnector: v5.8.1 lines 641-647, v5.10.0 lines 709-715"),
     "QComboBox": (lambda base, extra, default, node: _combo_ok(base, extra, default),
                   "QComboBoxToStringableConnector/QComboBoxToEnumConnector: v5.8.1 lines 357-368, 406; "
                   "v5.10.0 lines 420-431, 469"),
@@ -164,14 +166,28 @@ def test_progress_shows_stage_and_percent():
 
 def test_corrections_only_for_imaged_glands():
     """'Apply corrections' after scoring two glands leaves the never-imaged ones empty."""
-    from SjogrenUSLib.corrections import pending_corrections
+    from SjogrenUSLib.panel import correction_controls, pending_corrections
+    from SjogrenUSLib.results import PatientResult, SiteResult
 
-    cells = {"mucosa": {"grade": "", "echogenicity": "homogeneous"},
-             "parotid_left": {"grade": "2", "echogenicity": ""}, "parotid_right": {"grade": "1", "echogenicity": ""},
-             "submandibular_left": {"grade": "", "echogenicity": ""},
-             "submandibular_right": {"grade": "", "echogenicity": ""}}
+    patient = PatientResult("P", sites={
+        "mucosa": SiteResult("mucosa", echogenicity="homogeneous", measured_echogenicity="homogeneous"),
+        "parotid_left": SiteResult("parotid_left", grade=2, measured_grade=2),
+        "parotid_right": SiteResult("parotid_right", grade=1, measured_grade=1)})
     grades = {"parotid_left": 3, "parotid_right": 1, "submandibular_left": 0, "submandibular_right": 0}
-    imaged = ["mucosa", "parotid_left", "parotid_right"]
-    assert pending_corrections(cells, imaged, grades, "homogeneous") == ({"parotid_left": 3}, None)
-    assert pending_corrections(cells, imaged, grades, "heterogeneous_hyperechoic")[1] == "heterogeneous_hyperechoic"
-    assert pending_corrections(cells, ["parotid_left"], grades, "heterogeneous_hyperechoic") == ({"parotid_left": 3}, None)
+    assert correction_controls(patient) == ({"parotid_left": 2, "parotid_right": 1}, "homogeneous")
+    assert pending_corrections(patient, grades, "homogeneous") == ({"parotid_left": 3}, None)
+    assert pending_corrections(patient, grades, "heterogeneous_hyperechoic")[1] == "heterogeneous_hyperechoic"
+    del patient.sites["mucosa"]
+    assert pending_corrections(patient, grades, "heterogeneous_hyperechoic") == ({"parotid_left": 3}, None)
+
+
+def test_site_map_reads_each_sites_selector():
+    import types
+
+    from SjogrenUSLib.panel import SITE_PARAMETERS, chosen_volumes
+
+    node = types.SimpleNamespace(**{f"{name}Volume": None for name in SITE_PARAMETERS.values()})
+    node.parotidRightVolume = "volume B"
+    node.mucosaVolume = "volume A"
+    assert chosen_volumes(node) == {"mucosa": "volume A", "parotid_right": "volume B"}
+    assert chosen_volumes(None) == {}
