@@ -22,10 +22,8 @@ class TextureEnsemble:
 
         from RheumImagingLib.runtime import prepare
 
-        self.bundle = Bundle(bundle_dir, ["inference", *self._extra_configs(bundle_dir)], overrides)
-        self.checkpoints = [str(p) for p in self.bundle.get("checkpoints")]
-        if not self.checkpoints:
-            raise InputError(Path(bundle_dir) / "models", "no fold checkpoints model_fold*.pt (train the bundle first)")
+        self.bundle = Bundle(bundle_dir, "inference", overrides)
+        self.checkpoints = [str(p) for p in self.bundle.get("checkpoints")]  # InputError naming missing folds
         self.device = torch.device(device)
         self.bundle.parser["device"] = f"$torch.device({device!r})"
         self.network = self.bundle.get("network").to(self.device).eval()
@@ -33,7 +31,7 @@ class TextureEnsemble:
         for k, model in enumerate(self.network.models):  # the ensemble averages whatever runs each fold
             self.network.models[k] = prepare(model, (1, size, size), key=self.network.sha256[k], runtime=runtime,
                                              device=self.device, label=f"{self.bundle.name} fold {k + 1}")
-        self.preprocessing = self.bundle.get("preprocessing")
+        self.preprocessing = self.bundle.get("preprocessing")  # the bundle's declared transforms, without its loader
         with bundle_imports(self.bundle.root):
             from scripts.roi import patch_frame
 
@@ -41,11 +39,6 @@ class TextureEnsemble:
         self.patch_size = size
         self.patch_spacing_mm = self.bundle.get("patch_spacing_mm")
         self.fallback_spacing_mm = float(self.bundle.get("fallback_spacing_mm"))
-
-    @staticmethod
-    def _extra_configs(bundle_dir) -> list[str]:
-        """A trained bundle records the override config it was trained with (``configs/trained_with.json``)."""
-        return ["trained_with"] if (Path(bundle_dir) / "configs" / "trained_with.json").is_file() else []
 
     def score(self, image, contours: dict, spacing_mm=None) -> dict:
         """bone -> {"fold_probabilities": [...], "score": mean}; one forward per fold for all bones.
@@ -94,9 +87,10 @@ def train_folds(bundle_dir, datalist_path, out_dir, config: str | None = "demo",
                 overrides: dict | None = None, progress=None) -> Path:
     """Run the bundle's train config once per fold; returns a ready-to-use bundle folder at ``out_dir``.
 
-    ``out_dir`` is a copy of the bundle with ``models/model_fold{k}.pt``, ``datalist.json`` and
-    ``configs/trained_with.json`` (the override config and overrides used, so inference builds the same net).
-    ``progress(stage, fraction)`` hears about every training iteration.
+    ``out_dir`` is a copy of the bundle with ``models/model.pt`` (fold 0) and ``models/model_fold{k}.pt``,
+    ``datalist.json``, and the values it was trained with (the ``config`` file, then ``overrides``) written
+    into its own ``configs/train.json`` and ``configs/inference.json``: the trained bundle runs as trained,
+    from the shell as from the extension. ``progress(stage, fraction)`` hears about every training iteration.
     """
     import json
 
@@ -106,18 +100,24 @@ def train_folds(bundle_dir, datalist_path, out_dir, config: str | None = "demo",
     shutil.copytree(bundle_dir, out_dir, ignore=shutil.ignore_patterns("__pycache__", "models", "eval"),
                     dirs_exist_ok=True)
     shutil.copyfile(datalist_path, out_dir / "datalist.json")
-    configs = ["train"] + ([config] if config else [])
-    trained_with = {}
-    if config:
-        trained_with.update(json.loads((out_dir / "configs" / f"{config}.json").read_text()))
+    trained_with = json.loads((out_dir / "configs" / f"{config}.json").read_text()) if config else {}
     trained_with.update(overrides or {})
-    keep = {k: v for k, v in trained_with.items() if k in ("patch_size", "patch_spacing_mm", "fallback_spacing_mm")}
-    (out_dir / "configs" / "trained_with.json").write_text(json.dumps(keep, indent=4))
+    write_into_configs(out_dir, trained_with, ("train", "inference"))
     folds = list(folds)
     for k, fold in enumerate(folds):
-        Bundle(out_dir, configs, {**(overrides or {}), "fold": int(fold)}).train(
-            f"texture fold {k + 1}/{len(folds)}", progress)
+        Bundle(out_dir, "train", {"fold": int(fold)}).train(f"texture fold {k + 1}/{len(folds)}", progress)
     return out_dir
+
+
+def write_into_configs(bundle_dir, values: dict, configs) -> None:
+    """Set each of ``values`` (top-level keys) in the named config files of ``bundle_dir`` that define it."""
+    import json
+
+    for name in configs:
+        path = Path(bundle_dir) / "configs" / f"{name}.json"
+        content = json.loads(path.read_text())
+        content.update({k: v for k, v in values.items() if k in content})
+        path.write_text(json.dumps(content, indent=4) + "\n")
 
 
 def write_training_list(bundle_dir, cohort_csv) -> Path:
@@ -161,19 +161,17 @@ def out_of_fold_scores(bundle_dir) -> list[dict]:
     bundle_dir = Path(bundle_dir)
     datalist = bundle_dir / "datalist.json"
     items = json.loads(datalist.read_text())["training"]
-    bundle = Bundle(bundle_dir, ["inference", *TextureEnsemble._extra_configs(bundle_dir), "evaluate"],
-                    {"eval_datalist": str(datalist)})
+    bundle = Bundle(bundle_dir, ["inference", "evaluate"], {"datalist": str(datalist)})
     network = bundle.get("network").eval()
-    columns = {Path(c).name: k + 1 for k, c in enumerate(bundle.get("checkpoints"))}
+    with bundle_imports(bundle.root):
+        from scripts.checkpoints import fold_of
+    columns = {fold_of(c): k + 1 for k, c in enumerate(bundle.get("checkpoints"))}
     rows = []
     with torch.no_grad():
         for batch in bundle.get("dataloader"):
             probs = network(batch["image"]).numpy()
             for i in range(probs.shape[0]):
                 item = items[len(rows)]
-                column = columns.get(f"model_fold{item['fold']}.pt")
-                if column is None:
-                    raise InputError(bundle_dir / "models", f"no model_fold{item['fold']}.pt for out-of-fold scores")
                 rows.append({k: item[k] for k in ("patient_id", "image", "bone", "label", "fold")}
-                            | {"score": float(probs[i, column])})
+                            | {"score": float(probs[i, columns[item["fold"]]])})
     return rows

@@ -37,7 +37,9 @@ def _texture_bundle(dest: Path, patch_size: int | None) -> Path:
 
     shutil.copytree(default_bundle_root() / "ra_bone_texture", dest, ignore=shutil.ignore_patterns("__pycache__"))
     if patch_size:
-        (dest / "configs" / "trained_with.json").write_text(json.dumps({"patch_size": patch_size}))
+        from RheumTextureLib.texture import write_into_configs
+
+        write_into_configs(dest, {"patch_size": patch_size}, ("inference",))
     sys.path.insert(0, str(dest))
     try:
         from scripts.deepten import DeepTEN
@@ -45,7 +47,8 @@ def _texture_bundle(dest: Path, patch_size: int | None) -> Path:
         (dest / "models").mkdir(exist_ok=True)
         for fold in range(5):
             torch.manual_seed(fold)
-            torch.save(DeepTEN(in_channels=1, D=128, K=32).state_dict(), dest / "models" / f"model_fold{fold}.pt")
+            name = "model.pt" if fold == 0 else f"model_fold{fold}.pt"
+            torch.save(DeepTEN(in_channels=1, D=128, K=32).state_dict(), dest / "models" / name)
     finally:
         sys.path.remove(str(dest))
         for name in [n for n in sys.modules if n == "scripts" or n.startswith("scripts.")]:

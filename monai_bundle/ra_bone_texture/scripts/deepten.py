@@ -19,11 +19,13 @@ import torch.nn.functional as F
 from monai.networks.nets import ResNet
 from torch import nn
 
+from scripts.checkpoints import BundleInputError, sha256_of
+
 
 class Encoding(nn.Module):
     """Residual encoding of a (B, D, H, W) or (B, D, N) feature map into (B, K, D)."""
 
-    def __init__(self, D: int = 128, K: int = 32):
+    def __init__(self, D: int = 128, K: int = 32):  # noqa: N803 (D, K: the paper's notation, Zhang et al. 2017)
         super().__init__()
         self.D, self.K = D, K
         self.codewords = nn.Parameter(torch.empty(K, D))
@@ -61,7 +63,7 @@ class DeepTEN(nn.Module):
     descriptors, the CPU demo's 128 px 4x4 = 16 (96 px: 3x3, 64 px: 2x2).
     """
 
-    def __init__(self, in_channels: int = 1, D: int = 128, K: int = 32):
+    def __init__(self, in_channels: int = 1, D: int = 128, K: int = 32):  # noqa: N803 (the paper's D, K)
         super().__init__()
         self.trunk = resnet18_trunk(in_channels)
         self.trunk.avgpool = nn.Identity()
@@ -104,23 +106,20 @@ def load_imagenet_trunk(net: DeepTEN, path: str) -> str:
     As torchvision's ``load_state_dict_from_url(check_hash=True)``, a name ``<name>-<hex>.<ext>``
     promises that the file's sha256 starts with ``<hex>``: a corrupt or partial download is refused.
     """
-    from RheumImagingLib.bundle import sha256_of
-    from RheumImagingLib.errors import InputError
-
     digest = sha256_of(path) if os.path.isfile(path) else ""
     prefix = re.search(r"-([a-f0-9]+)\.", os.path.basename(path))  # torchvision's HASH_REGEX
     if digest and prefix and not digest.startswith(prefix.group(1)):
-        raise InputError(path, f"sha256 {digest[:12]}... does not start with {prefix.group(1)} as the file name "
+        raise BundleInputError(path, f"sha256 {digest[:12]}... does not start with {prefix.group(1)} as the file name "
                                "says (corrupt or incomplete download?)")
 
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
-        raise InputError(path, "pretrained trunk file not found") from None
+        raise BundleInputError(path, "pretrained trunk file not found") from None
     except Exception as exc:
-        raise InputError(path, f"not a PyTorch state dict ({exc.__class__.__name__})") from None
+        raise BundleInputError(path, f"not a PyTorch state dict ({exc.__class__.__name__})") from None
     if not isinstance(state, dict) or "conv1.weight" not in state:
-        raise InputError(path, "not a torchvision resnet18 state dict (conv1.weight missing)")
+        raise BundleInputError(path, "not a torchvision resnet18 state dict (conv1.weight missing)")
     state = {k: v for k, v in state.items() if not k.startswith("fc.")}
     trunk = net.trunk.state_dict()
     conv1 = state["conv1.weight"]
@@ -130,7 +129,7 @@ def load_imagenet_trunk(net: DeepTEN, path: str) -> str:
     missing = sorted(k for k in set(trunk) - set(state) if not k.endswith("num_batches_tracked"))
     wrong = sorted(k for k in set(state) & set(trunk) if state[k].shape != trunk[k].shape)
     if unexpected or missing or wrong:
-        raise InputError(path, "weights do not fit the resnet18 trunk "
+        raise BundleInputError(path, "weights do not fit the resnet18 trunk "
                                f"(missing {missing[:3]}, unexpected {unexpected[:3]}, wrong shape {wrong[:3]})")
     net.trunk.load_state_dict(state, strict=False)
     return digest
