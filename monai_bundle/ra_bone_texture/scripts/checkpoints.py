@@ -19,9 +19,12 @@ class BundleInputError(ValueError):
     """Bad input to the bundle (missing weights, datalist, image): names the file and the reason."""
 
     def __init__(self, path, reason: str):
+        super().__init__(path, reason)
         self.path = None if path is None else os.fspath(path)
         self.reason = reason
-        super().__init__(f"{self.path}: {reason}" if self.path else reason)
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.reason}" if self.path else self.reason
 
 
 def checkpoint_name(fold: int) -> str:
@@ -39,8 +42,11 @@ def fold_checkpoints(ckpt_dir, n_folds: int = 5) -> list[str]:
     paths = [os.path.join(ckpt_dir, checkpoint_name(k)) for k in range(int(n_folds))]
     missing = [os.path.basename(p) for p in paths if not os.path.isfile(p)]
     if missing:
-        raise BundleInputError(ckpt_dir, f"fold weights missing: {', '.join(missing)} (train the bundle or "
-                                         f"download the weights: {WEIGHTS_HELP})")
+        raise BundleInputError(
+            ckpt_dir,
+            f"fold weights missing: {', '.join(missing)} (train the bundle or "
+            f"download the weights: {WEIGHTS_HELP})",
+        )
     return paths
 
 

@@ -15,7 +15,6 @@ import os
 import re
 
 import torch
-import torch.nn.functional as F
 from monai.networks.nets import ResNet
 from torch import nn
 
@@ -49,9 +48,19 @@ def resnet18_trunk(in_channels: int = 1) -> ResNet:
     [2, 2, 2, 2], 1x1 downsample convolutions without bias, so torchvision's ImageNet state dict
     fits parameter for parameter (MONAI's ``resnet18`` defaults to conv1 stride 1 and biased
     downsample convolutions, the 3D MedicalNet layout)."""
-    return ResNet("basic", [2, 2, 2, 2], [64, 128, 256, 512], spatial_dims=2, n_input_channels=in_channels,
-                  conv1_t_size=7, conv1_t_stride=2, no_max_pool=False, shortcut_type="B", bias_downsample=False,
-                  num_classes=1000)
+    return ResNet(
+        "basic",
+        [2, 2, 2, 2],
+        [64, 128, 256, 512],
+        spatial_dims=2,
+        n_input_channels=in_channels,
+        conv1_t_size=7,
+        conv1_t_stride=2,
+        no_max_pool=False,
+        shortcut_type="B",
+        bias_downsample=False,
+        num_classes=1000,
+    )
 
 
 class DeepTEN(nn.Module):
@@ -80,7 +89,7 @@ class DeepTEN(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         encoded = self.encoding(self.reduce(self.features(x))).flatten(1)
-        return self.classifier(F.normalize(encoded, p=2.0, dim=1))
+        return self.classifier(nn.functional.normalize(encoded, p=2.0, dim=1))
 
 
 def param_groups(net: nn.Module, lr: float, head_lr_factor: float = 10.0) -> list[dict]:
@@ -109,8 +118,11 @@ def load_imagenet_trunk(net: DeepTEN, path: str) -> str:
     digest = sha256_of(path) if os.path.isfile(path) else ""
     prefix = re.search(r"-([a-f0-9]+)\.", os.path.basename(path))  # torchvision's HASH_REGEX
     if digest and prefix and not digest.startswith(prefix.group(1)):
-        raise BundleInputError(path, f"sha256 {digest[:12]}... does not start with {prefix.group(1)} as the file name "
-                               "says (corrupt or incomplete download?)")
+        raise BundleInputError(
+            path,
+            f"sha256 {digest[:12]}... does not start with {prefix.group(1)} as the file name "
+            "says (corrupt or incomplete download?)",
+        )
 
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
@@ -129,7 +141,10 @@ def load_imagenet_trunk(net: DeepTEN, path: str) -> str:
     missing = sorted(k for k in set(trunk) - set(state) if not k.endswith("num_batches_tracked"))
     wrong = sorted(k for k in set(state) & set(trunk) if state[k].shape != trunk[k].shape)
     if unexpected or missing or wrong:
-        raise BundleInputError(path, "weights do not fit the resnet18 trunk "
-                               f"(missing {missing[:3]}, unexpected {unexpected[:3]}, wrong shape {wrong[:3]})")
+        raise BundleInputError(
+            path,
+            "weights do not fit the resnet18 trunk "
+            f"(missing {missing[:3]}, unexpected {unexpected[:3]}, wrong shape {wrong[:3]})",
+        )
     net.trunk.load_state_dict(state, strict=False)
     return digest

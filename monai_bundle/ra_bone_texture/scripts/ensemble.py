@@ -37,7 +37,9 @@ def hand_scores(items: Sequence[dict]) -> dict:
     """Per-patient hand score: the mean of its bones' scores; items carry patient_id, score (and label)."""
     hands: dict = {}
     for it in items:
-        hands.setdefault(it["patient_id"], {"scores": [], "label": it.get("label")})["scores"].append(float(it["score"]))
+        hands.setdefault(it["patient_id"], {"scores": [], "label": it.get("label")})["scores"].append(
+            float(it["score"])
+        )
     return {pid: {"score": sum(h["scores"]) / len(h["scores"]), "label": h["label"]} for pid, h in hands.items()}
 
 
@@ -49,9 +51,15 @@ def predict(network, inferer, dataloader, device) -> list[dict]:
             probs = inferer(batch["image"].to(device), network).cpu()
             for i in range(probs.shape[0]):
                 label = batch["label"][i] if "label" in batch else None
-                rows.append({"patient_id": batch["patient_id"][i], "bone": batch["bone"][i],
-                             "label": None if label is None else int(label), "score": float(probs[i, 0]),
-                             "fold_probabilities": [float(v) for v in probs[i, 1:]]})
+                rows.append(
+                    {
+                        "patient_id": batch["patient_id"][i],
+                        "bone": batch["bone"][i],
+                        "label": None if label is None else int(label),
+                        "score": float(probs[i, 0]),
+                        "fold_probabilities": [float(v) for v in probs[i, 1:]],
+                    }
+                )
     return rows
 
 
@@ -65,8 +73,9 @@ def infer(network, inferer, dataloader, device, output_dir) -> str:
         out = csv.writer(f)
         out.writerow(["patient_id", "bone", "score"] + [f"fold{k}" for k in range(n_folds)])
         for r in rows:
-            out.writerow([r["patient_id"], r["bone"], f"{r['score']:.6f}"]
-                         + [f"{p:.6f}" for p in r["fold_probabilities"]])
+            out.writerow(
+                [r["patient_id"], r["bone"], f"{r['score']:.6f}"] + [f"{p:.6f}" for p in r["fold_probabilities"]]
+            )
     with open(os.path.join(output_dir, "scores_hands.csv"), "w", newline="") as f:
         out = csv.writer(f)
         out.writerow(["patient_id", "score"])
@@ -89,8 +98,12 @@ def evaluate(network, inferer, dataloader, device, output_dir) -> dict:
         sub = [it for it in items if it["bone"] == bone]
         per_bone[bone] = _auroc([it["score"] for it in sub], [it["label"] for it in sub])
     hands = hand_scores(items)
-    result = {"n_bones": len(items), "n_hands": len(hands), "auroc_bone": per_bone,
-              "auroc_hand": _auroc([h["score"] for h in hands.values()], [h["label"] for h in hands.values()])}
+    result = {
+        "n_bones": len(items),
+        "n_hands": len(hands),
+        "auroc_bone": per_bone,
+        "auroc_hand": _auroc([h["score"] for h in hands.values()], [h["label"] for h in hands.values()]),
+    }
     os.makedirs(output_dir, exist_ok=True)
     with open(os.path.join(output_dir, "metrics.json"), "w") as f:
         json.dump(result, f, indent=2)
@@ -101,8 +114,11 @@ def write_validation_metrics(evaluator, output_dir, fold) -> str:
     """``output_dir/validation_fold{fold}.json``: the fold's last validation metrics and the best one
     (empty when training was shorter than ``val_interval``)."""
     state = evaluator.state
-    result = {"fold": int(fold), "metrics": {k: float(v) for k, v in state.metrics.items()},
-              "best_metric": None if state.best_metric_epoch == -1 else float(state.best_metric)}
+    result = {
+        "fold": int(fold),
+        "metrics": {k: float(v) for k, v in state.metrics.items()},
+        "best_metric": None if state.best_metric_epoch == -1 else float(state.best_metric),
+    }
     os.makedirs(output_dir, exist_ok=True)
     path = os.path.join(output_dir, f"validation_fold{int(fold)}.json")
     with open(path, "w") as f:
