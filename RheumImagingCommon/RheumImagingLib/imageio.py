@@ -43,7 +43,7 @@ class LoadedImage:
 
 
 def read_image(path: str | os.PathLike, frame: int | None = None) -> LoadedImage:
-    """Read one 2-D image (DICOM, PNG or TIFF); a folder must hold exactly one image."""
+    """Read one 2-D image (DICOM, PNG, JPEG, TIFF or single-slice NRRD); a folder must hold exactly one image."""
     path = Path(path)
     if path.is_dir():
         path = _single_file(path)
@@ -51,7 +51,28 @@ def read_image(path: str | os.PathLike, frame: int | None = None) -> LoadedImage
         raise InputError(path, "no such file")
     if path.suffix.lower() in (".png", ".tif", ".tiff", ".jpg", ".jpeg"):
         return _read_plain(path, frame)
+    if path.name.lower().endswith(".nrrd") and not path.name.lower().endswith(".seg.nrrd"):
+        return _read_nrrd(path)
     return _read_dicom(path, frame)
+
+
+def _read_nrrd(path: Path) -> LoadedImage:
+    """A single-slice NRRD volume, as "Add to training cohort" writes an image that has no file of its own
+    (RheumImagingLib.training_cohort): its spacing is the volume's calibration; 1 mm means none."""
+    from .scene import read_node
+
+    node = read_node(path, "vtkMRMLScalarVolumeNode", "vtkMRMLVolumeArchetypeStorageNode", "NRRD image")
+    if node.GetImageData() is None:
+        raise InputError(path, "Slicer could not read this NRRD image")
+    if node.GetImageData().GetDimensions()[2] != 1:
+        raise InputError(path, f"a 3-D NRRD volume ({node.GetImageData().GetDimensions()}); give a 2-D image")
+    pixels = array_from_volume(node).astype(np.float32)
+    col, row, _ = node.GetSpacing()
+    meta = {"path": str(path), "Modality": None, "PatientID": None, "PatientAge": None, "PatientSex": None,
+            "frame": 0}
+    if np.allclose((row, col), 1.0):
+        return LoadedImage(pixels, None, f"{UNCALIBRATED}: NRRD spacing is 1 mm (none recorded)", meta)
+    return LoadedImage(pixels, (float(row), float(col)), "NRRD spacing", meta)
 
 
 def _single_file(folder: Path) -> Path:

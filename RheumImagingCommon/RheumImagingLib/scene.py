@@ -46,6 +46,22 @@ def new_scene():
     return scene
 
 
+def read_node(path: str | os.PathLike, node_class: str, storage_class: str, what: str):
+    """A node read from ``path`` by Slicer's own storage node (``storage_class``), in a scene of its own
+    (kept alive with the node); InputError naming the file when Slicer cannot read it as ``what``."""
+    scene = new_scene()
+    node = scene.AddNewNodeByClass(node_class)
+    storage = getattr(slicer, storage_class)()
+    scene.AddNode(storage)
+    storage.SetFileName(str(path))
+    if hasattr(storage, "SetSingleFile"):
+        storage.SetSingleFile(True)
+    if not storage.ReadData(node):
+        raise InputError(path, f"Slicer could not read this {what}")
+    node._rheum_scene = scene
+    return node
+
+
 def application_logic(scene):
     return scene._rheum_logics[0]
 

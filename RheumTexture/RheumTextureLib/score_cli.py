@@ -17,7 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from RheumImagingLib.cohort_folder import cohort_images, resolve_score_inputs
+from RheumImagingLib.annotations import measuring_spacing, spacing_option
+from RheumImagingLib.cohort_folder import cohort_images, resolve_score_inputs, row_spacing
 from RheumImagingLib.errors import InputError
 from RheumImagingLib.runtime import add_runtime_option
 
@@ -42,8 +43,11 @@ def _write_csv(path: Path, rows: list[dict]) -> None:
 
 def score_images(images: list[Path], out: Path, *, bundle=None, cohort: Path | None = None,
                  scene_dir: Path | None = None, threshold: float = STUDY_THRESHOLD, progress=True,
-                 runtime: str = "auto", scorer=None) -> dict:
+                 runtime: str = "auto", scorer=None, pixel_spacing_mm: float | None = None) -> dict:
     """Score every image; returns counts and the paths written.
+
+    ``pixel_spacing_mm`` (or a cohort row's ``pixel_spacing_mm``) is used only for images without
+    calibration; each image row says which spacing was used (``spacing_source``).
 
     ``scorer``: a loaded :class:`HandScorer` to reuse (else one is loaded from ``bundle`` with ``runtime``).
     ``progress``: True for a console bar, False for none, or a ``progress(stage, fraction)`` callable.
@@ -70,13 +74,16 @@ def score_images(images: list[Path], out: Path, *, bundle=None, cohort: Path | N
         if report:
             report("scoring", done / len(images))
         try:
+            user_mm = row_spacing(known.get(path.resolve(), {}), cohort) or pixel_spacing_mm
             if scene_dir is None:
                 image = read_image(path)
                 meta = image.metadata
-                result = scorer.analyse(image.pixels, image.spacing_mm, meta)
+                spacing, spacing_source = measuring_spacing(image, user_mm)
+                result = scorer.analyse(image.pixels, spacing, meta)
                 scores, qc, orientation = result["scores"], qc_text(result["qc"]), result["orientation"].describe()
             else:
-                meta, scores, qc, orientation = _score_into_scene(scorer, path, scene_dir, threshold)
+                meta, scores, qc, orientation, spacing_source = _score_into_scene(scorer, path, scene_dir, threshold,
+                                                                                  user_mm)
         except InputError as exc:
             failures.append((path, str(exc)))
             log.info("skipped %s", exc)
@@ -98,7 +105,7 @@ def score_images(images: list[Path], out: Path, *, bundle=None, cohort: Path | N
         image_rows.append({**ident, "image": str(path), "score": f"{hand:.6f}",
                            **{f"score_{b}": f"{scores[b]['score']:.6f}" for b in BONES},
                            "above_threshold": int(hand > threshold), "in_training": _in_training(path, training),
-                           "orientation": orientation, "qc": qc})
+                           "orientation": orientation, "spacing_source": spacing_source, "qc": qc})
     if report:
         report("scoring", 1.0)
     patients = {}
@@ -138,8 +145,9 @@ def _safe(name: str) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
 
 
-def _score_into_scene(scorer, path: Path, scene_dir: Path, threshold: float):
+def _score_into_scene(scorer, path: Path, scene_dir: Path, threshold: float, pixel_spacing_mm: float | None = None):
     """Score through the module logic and save the same MRML result the Slicer module makes."""
+    from RheumImagingLib.annotations import set_user_spacing, spacing_source_of
     from RheumImagingLib.scene import new_scene, save_scene
 
     from .logic import RheumTextureLogic
@@ -147,11 +155,13 @@ def _score_into_scene(scorer, path: Path, scene_dir: Path, threshold: float):
     scene = new_scene()
     logic = RheumTextureLogic(scene, scorer=scorer)
     volume = logic.load_radiograph(path)
+    if pixel_spacing_mm:
+        set_user_spacing(volume, pixel_spacing_mm)
     logic.process(volume, threshold=threshold)
     names = volume.GetAttributeNames() or ()
     meta = {n.split(".", 1)[1]: volume.GetAttribute(n) for n in names if n.startswith("RheumImaging.")}
     save_scene(scene, scene_dir / _safe(f"{meta.get('PatientID') or path.stem}_{path.stem}"))
-    return meta, logic.scores(volume), logic.qc(volume), logic.orientation(volume)
+    return meta, logic.scores(volume), logic.qc(volume), logic.orientation(volume), spacing_source_of(volume)
 
 
 def run(args) -> int:
@@ -160,7 +170,7 @@ def run(args) -> int:
           + (f", labels from {given.cohort}" if given.cohort else " (no cohort: no labels)"), flush=True)
     result = score_images(given.images, Path(args.out), bundle=args.bundle, cohort=given.cohort,
                           scene_dir=Path(args.scene_dir) if args.scene_dir else None, threshold=args.threshold,
-                          progress=not args.no_progress, runtime=args.runtime)
+                          progress=not args.no_progress, runtime=args.runtime, pixel_spacing_mm=args.pixel_spacing)
     print(f"scored {result['scored']} image(s), skipped {result['failed']}; wrote "
           + ", ".join(str(p) for p in result["outputs"])
           + (f"; scenes in {args.scene_dir}" if args.scene_dir else ""))
@@ -180,6 +190,9 @@ def register(subparsers) -> None:
                                                        "from (default: the one in or beside a given folder)")
     parser.add_argument("--scene-dir", default=None, help="also save one MRML scene per image into this new folder")
     parser.add_argument("--threshold", type=float, default=STUDY_THRESHOLD, help="study threshold (default 0.43)")
+    parser.add_argument("--pixel-spacing", type=spacing_option, default=None, metavar="MM",
+                        help="mm per pixel for images without calibration (JPEG/PNG exports; a cohort's "
+                             "pixel_spacing_mm column overrides it per image); recorded as user-given")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_runtime_option(parser)
     parser.set_defaults(func=run)

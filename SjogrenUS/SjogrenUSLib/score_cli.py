@@ -5,7 +5,8 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-from RheumImagingLib.cohort_folder import resolve_score_inputs
+from RheumImagingLib.annotations import measuring_spacing, spacing_option
+from RheumImagingLib.cohort_folder import resolve_score_inputs, row_spacing
 from RheumImagingLib.errors import InputError
 from RheumImagingLib.runtime import add_runtime_option
 
@@ -34,6 +35,9 @@ def register(subparsers) -> None:
                                                        "(default: the extension's copy)")
     parser.add_argument("--scoring-system", default=DEFAULT_SYSTEM,
                         help=f"scoring system name (salaffi_0_4, omeract_0_3) or a JSON file (default {DEFAULT_SYSTEM})")
+    parser.add_argument("--pixel-spacing", type=spacing_option, default=None, metavar="MM",
+                        help="mm per pixel for images without calibration (screenshots, JPEG/PNG exports; a cohort's "
+                             "pixel_spacing_mm column overrides it per patient); recorded as user-given")
     parser.add_argument("--out", required=True, help="output scores CSV (not overwritten unless --overwrite)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
     add_runtime_option(parser)
@@ -44,9 +48,13 @@ _YES_NO = {"yes": True, "1": True, "true": True, "no": False, "0": False, "false
 
 
 def reader_entries(row: dict, cohort: Path, where: str) -> dict:
-    """The reader's optional entries of one cohort row: ``thickness_mm`` (float) and, per gland site,
-    {criterion: True/False} from columns ``<site>_<criterion>``; a bad value is an InputError."""
+    """The reader's optional entries of one cohort row: ``thickness_mm`` (float), ``pixel_spacing_mm`` (when
+    given) and, per gland site, {criterion: True/False} from columns ``<site>_<criterion>``; a bad value is an
+    InputError."""
     out = {"thickness_mm": None, "glands": {}}
+    spacing = row_spacing(row, cohort)
+    if spacing:
+        out["pixel_spacing_mm"] = spacing  # the user's, for images without calibration
     text = (row.get("thickness_mm") or "").strip()
     if text:
         try:
@@ -57,7 +65,8 @@ def reader_entries(row: dict, cohort: Path, where: str) -> dict:
             raise InputError(cohort, f"{where}: thickness_mm must be a thickness in mm (0-10), not {text!r}")
         out["thickness_mm"] = value
     for column, text in row.items():
-        site = next((s for s in SITES[1:] if column and column.startswith(s + "_") and column != f"{s}_image"), None)
+        site = next((s for s in SITES[1:] if column and column.startswith(s + "_")
+                     and column not in (f"{s}_image", f"{s}_annotation")), None)
         if site is None:
             continue
         key = (text or "").strip().lower()
@@ -108,14 +117,18 @@ def _run(args) -> int:
 
     print(f"scoring {len(studies)} patient(s), {sum(len(s[2]) for s in studies)} image(s)", flush=True)
     segmenter = USSegmenter(bundle, runtime=args.runtime)  # loaded once for all images
-    result = score_studies(studies, out, segmenter, system)
+    result = score_studies(studies, out, segmenter, system, pixel_spacing_mm=args.pixel_spacing)
     print(f"wrote {result['patients']} patients to {out}"
           + (f" ({result['failed']} images skipped)" if result["failed"] else ""))
     return 0
 
 
-def score_studies(studies, out: Path, segmenter, system: dict, progress=True) -> dict:
+def score_studies(studies, out: Path, segmenter, system: dict, progress=True,
+                  pixel_spacing_mm: float | None = None) -> dict:
     """Segment, measure and score each (patient_id, label, {site: path}[, reader entries]) study; writes ``out``.
+
+    ``pixel_spacing_mm`` (or the patient's cohort ``pixel_spacing_mm``) is used only for images without
+    calibration; ``spacing_source`` says per patient which spacing the measurements used.
 
     Images stream one at a time (memory flat in the cohort size); a failing image is skipped and noted.
     ``progress``: True for a console bar, False for none, or a ``progress(stage, fraction)`` callable.
@@ -133,22 +146,31 @@ def score_studies(studies, out: Path, segmenter, system: dict, progress=True) ->
         results, notes = {}, []
         entries = rest[0] if rest else {}
         readers = entries.get("glands", {})
+        sources = {}
         for site, path in paths.items():
             try:
                 image = read_image(path)
-                r = analyse_image(site, image.pixels, image.spacing_mm, segmenter, system, reader=readers.get(site))
+                spacing, sources[site] = measuring_spacing(image, entries.get("pixel_spacing_mm") or pixel_spacing_mm)
+                r = analyse_image(site, image.pixels, spacing, segmenter, system, reader=readers.get(site))
             except (InputError, ValueError, OSError) as e:
                 failures += 1
                 notes.append(f"{path}: skipped ({e})")
                 tqdm.write(f"skipped {path}: {e}")
                 continue
             results[r.site] = r
-        rows.append(patient_row(pid, label, results, system, notes, thickness_mm=entries.get("thickness_mm")))
+        rows.append({**patient_row(pid, label, results, system, notes, thickness_mm=entries.get("thickness_mm")),
+                     "spacing_source": _one_source(sources)})
     if report:
         report("scoring", 1.0)
     out.parent.mkdir(parents=True, exist_ok=True)
     with open(out, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=ROW_COLUMNS)
+        writer = csv.DictWriter(f, fieldnames=[*ROW_COLUMNS, "spacing_source"])
         writer.writeheader()
         writer.writerows(rows)
     return {"patients": len(rows), "failed": failures}
+
+
+def _one_source(sources: dict) -> str:
+    """One spacing source for the patient, or per site where the images differ."""
+    distinct = set(sources.values())
+    return next(iter(distinct)) if len(distinct) == 1 else "; ".join(f"{s}: {v}" for s, v in sources.items())

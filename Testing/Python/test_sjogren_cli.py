@@ -55,6 +55,8 @@ def test_cohort_reader_columns(tmp_path):
     assert reader_entries(row, cohort, "row 1") == {"thickness_mm": 0.41, "glands": {
         "parotid_left": {"echogenic_bands": False}, "submandibular_right": {"calcifications": True},
         "parotid_right": {"echogenic_bands": None}}}
+    row = {"patient_id": "P1", "parotid_left_annotation": "a.seg.nrrd", "pixel_spacing_mm": "0.05"}
+    assert reader_entries(row, cohort, "row 1") == {"thickness_mm": None, "glands": {}, "pixel_spacing_mm": 0.05}
     with pytest.raises(InputError, match="row 3: thickness_mm"):
         reader_entries({"thickness_mm": "thin"}, cohort, "row 3")
     with pytest.raises(InputError, match="must be yes or no"):
