@@ -1,25 +1,30 @@
-"""Metacarpal contours: the metacarpal_contour bundle (localiser + Curve-GCN), loaded once."""
+"""Metacarpal contours: the metacarpal_contour bundle (localiser + Curve-GCN), loaded once.
+
+The bundle's configs are the pipeline: scoring runs its declared ``image_transforms`` and ``postprocessing`` on
+the array :func:`RheumImagingLib.imageio.read_image` decodes; training writes that same array once as ``.npy``
+(:func:`RheumImagingLib.annotations.prepare_image`) and the bundle's loader reads it back, so the network sees the
+same input at training and at scoring.
+"""
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import time
 from pathlib import Path
 
 import numpy as np
 
+from RheumImagingLib.anatomy import BONES
 from RheumImagingLib.bundle import Bundle, bundle_imports, default_bundle_root, load_checkpoint
-from RheumImagingLib.cohort_folder import read_cohort
 from RheumImagingLib.errors import InputError
 
 BUNDLE_DIR = default_bundle_root() / "metacarpal_contour"
-# the override keys inference must share with training (input and crop sizes)
-_TRAINED_WITH_KEYS = ("localiser_size", "crop_size")
-
-
-def _extra_configs(bundle_dir) -> list[str]:
-    """A trained bundle records the sizes it was trained with (``configs/trained_with.json``)."""
-    return ["trained_with"] if (Path(bundle_dir) / "configs" / "trained_with.json").is_file() else []
+# stage 1 (the localiser) is the bundle's main network, so it takes the model zoo's name
+CHECKPOINTS = {"localiser": "model.pt", "curvegcn": "curvegcn.pt"}
+DATALIST = "datalist.json"
+WEIGHTS_HELP = "see the bundle's docs/README.md, section 'Weights': download or train them"
 
 
 class MetacarpalContourer:
@@ -27,14 +32,18 @@ class MetacarpalContourer:
 
     def __init__(self, bundle_dir, device: str = "cpu", runtime: str = "auto"):
         import torch
+        from monai.transforms import Compose
 
         from RheumImagingLib.runtime import prepare
 
-        self.bundle = Bundle(bundle_dir, ["inference", *_extra_configs(bundle_dir)])
+        self.bundle = Bundle(bundle_dir, "inference")
         self.bundle.parser["device"] = f"$torch.device({device!r})"
         self.device = torch.device(device)
         models = self.bundle.root / "models"
-        self.checkpoints = {"localiser": models / "localiser.pt", "curvegcn": models / "curvegcn.pt"}
+        self.checkpoints = {name: models / file for name, file in CHECKPOINTS.items()}
+        for path in self.checkpoints.values():
+            if not path.is_file():
+                raise InputError(path, f"trained weights not found ({WEIGHTS_HELP})")
         localiser = self.bundle.get("network_def")
         curvegcn = self.bundle.get("curvegcn_def")
         self.sha256 = {name: load_checkpoint(net, self.checkpoints[name])
@@ -46,7 +55,14 @@ class MetacarpalContourer:
                          for name, net in (("localiser", localiser), ("curvegcn", curvegcn))}
         self.bundle.parser["network_def"] = self.networks["localiser"]
         self.bundle.parser["curvegcn_def"] = self.networks["curvegcn"]
-        self.predictor = self.bundle.get("predictor")
+        self.transforms = Compose(self.bundle.get("image_transforms"))  # the declared preprocessing, less the loader
+        self.predictor = self.bundle.get("predictor")  # runs the declared postprocessing
+
+    def network_input(self, pixels) -> dict:
+        """The declared preprocessing of a decoded image: ``image`` (1, h, w) for the localiser, ``image_full``."""
+        import torch
+
+        return self.transforms({"image": torch.as_tensor(np.asarray(pixels, dtype=np.float32))[None]})
 
     def predict(self, pixels) -> dict:
         """bone -> {"control_points": (40, 2) xy pixels from the distal tip, counter-clockwise on
@@ -58,7 +74,7 @@ class MetacarpalContourer:
             raise InputError("image", "the radiograph is constant or has non-finite values")
         with bundle_imports(self.bundle.root):
             try:
-                result = self.predictor(pixels)
+                result = self.predictor(self.network_input(pixels))
             except ValueError as exc:
                 raise InputError("image", f"no metacarpal contours: {exc}") from None
         return {bone: {k: v for k, v in info.items() if k in ("control_points", "contour", "mask")}
@@ -73,41 +89,112 @@ class MetacarpalContourer:
                 "runtime": runtime_name(self.networks["localiser"])}
 
 
+def network_points(contour, bundle_dir=BUNDLE_DIR) -> np.ndarray:
+    """A drawn outline as the network learns it (the bundle's one resampling): 40 points from the distal tip,
+    counter-clockwise on screen."""
+    with bundle_imports(Path(bundle_dir).resolve()):
+        from scripts.contours import to_network_points
+
+        return to_network_points(contour)
+
+
+def read_outlines(paths, geometry) -> dict[str, np.ndarray]:
+    """bone -> (N, 2) pixel outline from markups curves (``.mrk.json``) or a segmentation / labelmap."""
+    from RheumImagingLib.annotations import mask_to_contour, read_curves, read_masks
+
+    outlines = {}
+    for path in paths:
+        if path.name.lower().endswith(".mrk.json"):
+            found = read_curves([path], geometry)
+        else:
+            found = {name: mask_to_contour(mask) for name, mask in read_masks(path, geometry, BONES).items()
+                     if np.any(mask)}
+        for name in set(found) & set(outlines):
+            raise InputError(path, f"{name} is drawn twice in this row's annotations")
+        outlines.update({name: xy for name, xy in found.items() if name in BONES})
+    missing = [b for b in BONES if b not in outlines]
+    if missing:
+        raise InputError(";".join(str(p) for p in paths), f"no outline named {', '.join(missing)} "
+                         f"(closed curves or segments named {', '.join(BONES)}; labelmap values 1, 2, 3)")
+    return outlines
+
+
+def _refuse_left_hand(image: Path) -> None:
+    """The contours are learnt on right hands, fingers up: a DICOM that says left is refused, not learnt mirrored."""
+    if image.suffix.lower() in (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".nrrd"):
+        return
+    import pydicom
+
+    try:
+        header = pydicom.dcmread(image, stop_before_pixels=True)
+    except Exception:
+        return  # not DICOM: prepare_image names the problem
+    if "L" in (str(header.get("ImageLaterality", "")).strip(), str(header.get("Laterality", "")).strip()):
+        raise InputError(image, "a left hand (DICOM laterality L): the contour model trains on right hands, fingers "
+                                "up; leave its annotation empty or give a right hand")
+
+
+def build_datalist(cohort_csv, out_json, prepared_dir, section: str = "training") -> Path:
+    """The bundle's datalist from a cohort: each annotated row's image prepared once as ``.npy`` in
+    ``prepared_dir`` and its MC2-MC4 outlines (as drawn, pixels) from the ``annotation`` column; rows without an
+    annotation are left out (score-only)."""
+    from RheumImagingLib.annotations import prepare_image
+    from RheumImagingLib.cohort_folder import annotation_paths, read_cohort, row_file, row_spacing
+
+    cohort_csv, out_json = Path(cohort_csv), Path(out_json)
+    items = []
+    for i, row in enumerate(read_cohort(cohort_csv, ("patient_id", "image", "annotation"))):
+        paths = annotation_paths(cohort_csv, i, row, "annotation")
+        image = row_file(cohort_csv, i, row, "image") if paths else None
+        if image is None:
+            continue
+        _refuse_left_hand(image)
+        prepared, geometry = prepare_image(image, prepared_dir, row_spacing(row, cohort_csv, i))
+        outlines = read_outlines(paths, geometry)
+        items.append({"image": os.path.relpath(prepared, out_json.parent), "patient_id": row["patient_id"],
+                      "source": str(image.resolve()),
+                      "contours": {b: np.round(outlines[b], 3).tolist() for b in BONES}})
+    if not items:
+        raise InputError(cohort_csv, "no row has an image and an annotation to train the contours on "
+                                     "(column 'annotation': Slicer closed curves MC2, MC3, MC4 or a segmentation)")
+    out_json.parent.mkdir(parents=True, exist_ok=True)
+    out_json.write_text(json.dumps({"description": f"built from {cohort_csv.resolve()}", section: items}, indent=1))
+    return out_json
+
+
 def train_contour_bundle(bundle_dir, cohort_csv, out_dir, config: str | None = "demo",
-                         overrides: dict | None = None, progress=None) -> Path:
+                         overrides: dict | None = None, progress=None, prepared_dir=None) -> Path:
     """Train stage 1 (localiser) and stage 2 (Curve-GCN) with the bundle's train config.
 
-    ``out_dir`` becomes a ready-to-use copy of the bundle with ``models/localiser.pt``,
-    ``models/curvegcn.pt``, ``cohort.csv`` (absolute image paths) and ``configs/trained_with.json``.
-    The cohort's images need their truth JSON beside them (as phantoms write).
+    ``out_dir`` becomes a ready-to-use copy of the bundle (:mod:`RheumImagingLib.training_setup`) with
+    ``models/model.pt`` (localiser), ``models/curvegcn.pt``, ``datalist.json`` and ``models/training.json``; the
+    trained sizes are in its configs. Images are prepared into ``prepared_dir`` (default ``out_dir/prepared``).
     ``progress(stage, fraction)`` hears about every training iteration.
     """
-    import csv
+    from RheumImagingLib.training_setup import new_training_copy, record_training
 
-    cohort_csv, out_dir = Path(cohort_csv), Path(out_dir)
-    if out_dir.exists() and any(out_dir.iterdir()):
-        raise InputError(out_dir, "output folder exists and is not empty (choose a new folder)")
-    rows = read_cohort(cohort_csv, ("image",))
-    for row in rows:
-        image = (cohort_csv.parent / row["image"]).resolve()
-        if not image.with_suffix(".json").is_file() or not image.with_suffix(".png").is_file():
-            raise InputError(image, "needs the truth contours (.json) and .png beside it to train contours")
-        if json.loads(image.with_suffix(".json").read_text()).get("laterality", "right") != "right":
-            raise InputError(image, "a left hand: the contour model trains on right hands in its convention "
-                                    "(write the phantoms with --laterality right)")
-        row["image"] = str(image)
-    shutil.copytree(bundle_dir, out_dir, ignore=shutil.ignore_patterns("__pycache__", "models", "eval"),
-                    dirs_exist_ok=True)
-    with open(out_dir / "cohort.csv", "w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=list(rows[0]), lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(rows)
-    configs = ["train"] + ([config] if config else [])
-    trained_with = json.loads((out_dir / "configs" / f"{config}.json").read_text()) if config else {}
-    trained_with.update(overrides or {})
-    keep = {k: v for k, v in trained_with.items() if k in _TRAINED_WITH_KEYS}
-    (out_dir / "configs" / "trained_with.json").write_text(json.dumps(keep, indent=4))
+    started = time.perf_counter()
+    out_dir = Path(out_dir)
+    created = not out_dir.exists()
+    out_dir = new_training_copy(bundle_dir, out_dir, config=config, overrides=overrides)
+    try:
+        datalist = build_datalist(cohort_csv, out_dir / DATALIST, prepared_dir or out_dir / "prepared")
+    except InputError:
+        if created:  # no half-made bundle left behind
+            shutil.rmtree(out_dir)
+        raise
     for stage, name in ((1, "localiser"), (2, "Curve-GCN")):
-        Bundle(out_dir, configs, {**(overrides or {}), "stage": stage}).train(
-            f"contour {name} (stage {stage}/2)", progress, trainer="trainer")
+        Bundle(out_dir, "train", {"stage": stage}).train(f"contour {name} (stage {stage}/2)", progress,
+                                                         trainer="trainer")
+    record_training(out_dir, started, source=Path(bundle_dir).resolve(), config=config, overrides=overrides or {},
+                    cohort=Path(cohort_csv).resolve(), datalist=datalist.name)
     return out_dir
+
+
+def evaluate_contour_bundle(bundle_dir, cohort_csv, out_dir) -> dict:
+    """The bundle's ``evaluate.json`` on an annotated cohort it did not train on: ``out_dir/metrics.json``
+    (mean Dice, tip distance) and ``out_dir/per_bone.csv``; returns the metrics."""
+    out_dir = Path(out_dir)
+    datalist = build_datalist(cohort_csv, out_dir / "eval_datalist.json", out_dir / "prepared", section="validation")
+    Bundle(bundle_dir, ["inference", "evaluate"], {"eval_datalist": str(datalist), "output_dir": str(out_dir)}).run()
+    return json.loads((out_dir / "metrics.json").read_text())

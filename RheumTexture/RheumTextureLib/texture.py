@@ -89,35 +89,18 @@ def train_folds(bundle_dir, datalist_path, out_dir, config: str | None = "demo",
 
     ``out_dir`` is a copy of the bundle with ``models/model.pt`` (fold 0) and ``models/model_fold{k}.pt``,
     ``datalist.json``, and the values it was trained with (the ``config`` file, then ``overrides``) written
-    into its own ``configs/train.json`` and ``configs/inference.json``: the trained bundle runs as trained,
-    from the shell as from the extension. ``progress(stage, fraction)`` hears about every training iteration.
+    into its own configs (:mod:`RheumImagingLib.training_setup`): the trained bundle runs as trained, from
+    the shell as from the extension. ``progress(stage, fraction)`` hears about every training iteration.
     """
-    import json
+    from RheumImagingLib.training_setup import new_training_copy
 
-    out_dir = Path(out_dir)
-    if out_dir.exists() and any(out_dir.iterdir()):
-        raise InputError(out_dir, "output folder exists and is not empty (choose a new folder)")
-    shutil.copytree(bundle_dir, out_dir, ignore=shutil.ignore_patterns("__pycache__", "models", "eval"),
-                    dirs_exist_ok=True)
+    out_dir = new_training_copy(bundle_dir, out_dir, config=config, overrides=overrides)
     shutil.copyfile(datalist_path, out_dir / "datalist.json")
-    trained_with = json.loads((out_dir / "configs" / f"{config}.json").read_text()) if config else {}
-    trained_with.update(overrides or {})
-    write_into_configs(out_dir, trained_with, ("train", "inference"))
     folds = list(folds)
     for k, fold in enumerate(folds):
-        Bundle(out_dir, "train", {"fold": int(fold)}).train(f"texture fold {k + 1}/{len(folds)}", progress)
+        Bundle(out_dir, "train", {"fold": int(fold)}).train(
+            f"texture fold {k + 1}/{len(folds)}", progress)
     return out_dir
-
-
-def write_into_configs(bundle_dir, values: dict, configs) -> None:
-    """Set each of ``values`` (top-level keys) in the named config files of ``bundle_dir`` that define it."""
-    import json
-
-    for name in configs:
-        path = Path(bundle_dir) / "configs" / f"{name}.json"
-        content = json.loads(path.read_text())
-        content.update({k: v for k, v in values.items() if k in content})
-        path.write_text(json.dumps(content, indent=4) + "\n")
 
 
 def write_training_list(bundle_dir, cohort_csv) -> Path:

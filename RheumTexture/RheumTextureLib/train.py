@@ -19,11 +19,13 @@ from RheumImagingLib.bundle import default_bundle_root, sha256_of
 from RheumImagingLib.cohort_folder import read_cohort
 from RheumImagingLib.console import console_bars, log_file
 from RheumImagingLib.errors import InputError
+from RheumImagingLib.training_setup import require_new_folder
 
 from .pipeline import CONTOUR_BUNDLE, TEXTURE_BUNDLE
 
 log = logging.getLogger(__name__)
 OOF_SCORES = "oof_scores.csv"
+PREPARED = "prepared"  # each training image decoded once, shared by both bundles (annotations.prepare_image)
 OOF_COLUMNS = ("patient_id", "label", "age", "sex", "score", "n_images", "in_training", "qc")
 
 
@@ -42,8 +44,7 @@ def train_bundles(cohort_csv, out_dir, config: str | None = "demo", source=None,
 
     cohort_csv, out_dir = Path(cohort_csv), Path(out_dir)
     source = Path(source) if source else default_bundle_root()
-    if out_dir.exists() and any(out_dir.iterdir()):
-        raise InputError(out_dir, "output folder exists and is not empty (choose a new folder)")
+    require_new_folder(out_dir)
     overrides = {}
     if pretrained_trunk:
         pretrained_trunk = Path(pretrained_trunk).resolve()
@@ -55,7 +56,7 @@ def train_bundles(cohort_csv, out_dir, config: str | None = "demo", source=None,
     with log_file(out_dir / "training.log"):
         _log_trunk(pretrained_trunk, config)
         train_contour_bundle(source / CONTOUR_BUNDLE, cohort_csv, out_dir / CONTOUR_BUNDLE, config=config,
-                             progress=progress)
+                             progress=progress, prepared_dir=out_dir / PREPARED)
         datalist = build_datalist(cohort_csv, out_dir / "texture_datalist.json", seed=seed)
         texture = train_folds(source / TEXTURE_BUNDLE, datalist, out_dir / TEXTURE_BUNDLE, config=config,
                               overrides=overrides, progress=progress)
@@ -114,8 +115,9 @@ def run(args) -> int:
 def register(subparsers) -> None:
     parser = subparsers.add_parser("train", help="train the contour bundle and the 5-fold texture ensemble",
                                    description=__doc__.split("\n\n", 1)[1])
-    parser.add_argument("--cohort", required=True, help="cohort.csv (patient_id,image,label,...) with ground-truth "
-                                                        "contours in a JSON beside each image (as phantoms write)")
+    parser.add_argument("--cohort", required=True, help="cohort.csv (patient_id,label,image,annotation,...): the "
+                                                        "annotation column holds Slicer closed curves MC2, MC3, MC4 "
+                                                        "(.mrk.json) or a segmentation / labelmap (as phantoms write)")
     parser.add_argument("--out", required=True, help="new folder for the trained bundles")
     parser.add_argument("--config", default="demo",
                         help="override config: demo (small, CPU minutes; default) or full (the paper's settings)")

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import time
 from pathlib import Path
 
@@ -168,32 +167,18 @@ def train_segmentation(bundle_dir: str | Path, cohort_csv: str | Path, out_dir: 
     ``config`` is an override config of the bundle (``"demo"``: few epochs on this CPU), or None for
     the full ``train.json`` recipe. The source bundle is never modified.
     """
-    bundle_dir, out_dir = Path(bundle_dir), Path(out_dir)
-    if not (bundle_dir / "configs" / "train.json").is_file():
-        raise InputError(bundle_dir, "not a segmentation bundle (configs/train.json is missing)")
-    if out_dir.exists() and any(out_dir.iterdir()):
-        raise InputError(out_dir, "already exists and is not empty; choose a new output folder")
-    shutil.copytree(bundle_dir, out_dir, dirs_exist_ok=True,
-                    ignore=shutil.ignore_patterns("*.pt", "*.ts", "eval", "__pycache__", "datalist.json",
-                                                  "training.log"))
-    (out_dir / "models").mkdir(exist_ok=True)
-    datalist = build_datalist(cohort_csv, out_dir / "datalist.json", val_fraction=val_fraction, seed=seed)
-    configs = ["train"] + ([config] if config and config != "train" else [])
-    bundle = Bundle(out_dir, configs, overrides={"datalist": str(datalist.resolve()), **(overrides or {})})
+    from RheumImagingLib.training_setup import new_training_copy, record_training
+
     started = time.perf_counter()
+    out_dir = new_training_copy(bundle_dir, out_dir, config=config, overrides=overrides)
+    datalist = build_datalist(cohort_csv, out_dir / "datalist.json", val_fraction=val_fraction, seed=seed)
+    bundle = Bundle(out_dir, "train", overrides={"datalist": str(datalist.resolve())})
     with log_file(out_dir / "training.log"):
         bundle.train("segmentation", progress)
     checkpoint = out_dir / "models" / "model.pt"
     if not checkpoint.is_file():
         raise RuntimeError(f"{out_dir}: training wrote no models/model.pt (max_epochs must reach val_interval)")
-    record = {
-        "configs": bundle.config_files,
-        "overrides": overrides or {},
-        "cohort": str(Path(cohort_csv).resolve()),
-        "seed": seed,
-        "val_fraction": val_fraction,
-        "wall_s": round(time.perf_counter() - started, 1),
-        "checkpoint_sha256": bundle.provenance(checkpoint)["checkpoint_sha256"],
-    }
-    (out_dir / "models" / "training.json").write_text(json.dumps(record, indent=1))
+    record_training(out_dir, started, source=Path(bundle_dir).resolve(), config=config, overrides=overrides or {},
+                    cohort=Path(cohort_csv).resolve(), seed=seed, val_fraction=val_fraction,
+                    checkpoint_sha256=bundle.provenance(checkpoint)["checkpoint_sha256"])
     return out_dir

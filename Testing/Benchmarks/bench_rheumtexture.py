@@ -11,7 +11,6 @@ loop rather than the network. The contour bundle is trained for a few seconds at
 from __future__ import annotations
 
 import itertools
-import json
 import shutil
 import time
 from pathlib import Path
@@ -37,9 +36,9 @@ def _texture_bundle(dest: Path, patch_size: int | None) -> Path:
 
     shutil.copytree(default_bundle_root() / "ra_bone_texture", dest, ignore=shutil.ignore_patterns("__pycache__"))
     if patch_size:
-        from RheumTextureLib.texture import write_into_configs
+        from RheumImagingLib.training_setup import write_into_configs
 
-        write_into_configs(dest, {"patch_size": patch_size}, ("inference",))
+        write_into_configs(dest, {"patch_size": patch_size})
     sys.path.insert(0, str(dest))
     try:
         from scripts.deepten import DeepTEN

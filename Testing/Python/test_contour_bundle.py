@@ -64,10 +64,12 @@ def test_points_start_at_the_distal_tip_in_the_same_order(geometry):
     theta = np.arange(40) * 2 * np.pi / 40
     ring = np.stack([50 - 10 * np.sin(theta), 50 - 30 * np.cos(theta)], -1)  # point 0 at the top
     shifted = np.roll(ring, 7, axis=0)
-    assert np.allclose(geometry.from_distal_tip(shifted), ring)
+    with bundle_imports(BUNDLE):
+        from scripts.contours import from_distal_tip
+    assert np.allclose(from_distal_tip(shifted), ring)
 
 
-def test_training_refuses_a_non_empty_output_and_a_cohort_without_truth(tmp_path):
+def test_training_refuses_a_non_empty_output_and_a_cohort_without_annotations(tmp_path):
     from RheumTextureLib.contour import train_contour_bundle
 
     out = tmp_path / "out"
@@ -76,9 +78,19 @@ def test_training_refuses_a_non_empty_output_and_a_cohort_without_truth(tmp_path
     with pytest.raises(InputError, match="not empty"):
         train_contour_bundle(BUNDLE, tmp_path / "cohort.csv", out)
     assert (out / "keep.txt").read_text() == "user data"
-    (tmp_path / "cohort.csv").write_text("patient_id,image,label\nP1,images/P1.dcm,1\n")
-    with pytest.raises(InputError, match="truth contours"):
+    (tmp_path / "cohort.csv").write_text("patient_id,label,image,annotation\nP1,1,images/P1.dcm,\n")
+    with pytest.raises(InputError, match="no row has an image and an annotation"):
         train_contour_bundle(BUNDLE, tmp_path / "cohort.csv", tmp_path / "new")
+    assert not (tmp_path / "new").exists()
+
+
+def test_training_refuses_a_left_hand(tmp_path):
+    from RheumTextureLib.contour import train_contour_bundle
+    from RheumTextureLib.phantom import generate_cohort
+
+    cohort = generate_cohort(tmp_path / "c", 1, seed=45, laterality="left", legacy_png=False)
+    with pytest.raises(InputError, match="RA0001.dcm: a left hand"):
+        train_contour_bundle(BUNDLE, cohort, tmp_path / "new")
 
 
 def _dice(a, b):
@@ -99,7 +111,7 @@ def test_contourer_traces_three_bones_from_the_distal_tip(contour_bundle_trained
     for bone, info in result.items():
         pts, true_pts = info["control_points"], np.asarray(truth["bones"][bone]["contour"])
         assert pts.shape == (40, 2) and info["mask"].shape == pixels.shape and info["contour"].shape[1] == 2
-        assert pts[0, 1] == pts[:, 1].min()  # point 0 is the top (distal) point
+        assert pts[0, 1] - pts[:, 1].min() < 0.05 * (pts[:, 1].max() - pts[:, 1].min())  # point 0 is at the top
         length = true_pts[:, 1].max() - true_pts[:, 1].min()
         # tiny 6-phantom fixture: near the top; the demo config's tip distance is in docs/README.md
         assert abs(pts[0, 1] - true_pts[0, 1]) < 0.3 * length
@@ -110,30 +122,29 @@ def test_contourer_traces_three_bones_from_the_distal_tip(contour_bundle_trained
     assert centres == sorted(centres)  # MC2 left of MC3 left of MC4
     prov = contourer.provenance()
     assert prov["bundle_version"] == json.loads((CONFIGS / "metadata.json").read_text())["version"]
-    assert prov["checkpoints"] == ["localiser.pt", "curvegcn.pt"]
+    assert prov["checkpoints"] == ["model.pt", "curvegcn.pt"]
     assert all(len(h) == 64 for h in prov["checkpoint_sha256"])
 
 
 def test_evaluate_config_reports_dice_and_tip_distance_on_held_out_phantoms(contour_bundle_trained, tmp_path):
-    """On phantoms the bundle never saw (seed 41; it trained on seed 31), the reported Dice and tip distance
-    are recomputed here through the contourer, with the truth mask drawn by matplotlib. The tiny fixture's
-    accuracy is not asserted (the demo config's held-out figures are in docs/README.md)."""
+    """On phantoms the bundle never saw (seed 41; it trained on seed 31), the Dice and tip distance that
+    evaluate.json reports (from the annotations, on the prepared DICOM) are recomputed here through the contourer
+    on the decoded DICOM, against the phantom's own truth outline with the truth mask drawn by matplotlib. The tiny
+    fixture's accuracy is not asserted (the demo config's held-out figures are in docs/README.md)."""
     from matplotlib.path import Path as MplPath
-    from PIL import Image
 
-    from RheumTextureLib.contour import MetacarpalContourer
+    from RheumImagingLib.imageio import read_image
+    from RheumTextureLib.contour import MetacarpalContourer, evaluate_contour_bundle
     from RheumTextureLib.phantom import generate_cohort
 
-    cohort = generate_cohort(tmp_path / "held_out", 2, seed=41)
-    Bundle(contour_bundle_trained, ["inference", "trained_with", "evaluate"],
-           {"cohort": str(cohort), "output_dir": str(tmp_path / "eval")}).run()
-    metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    cohort = generate_cohort(tmp_path / "held_out", 2, seed=41, legacy_png=False)
+    metrics = evaluate_contour_bundle(contour_bundle_trained, cohort, tmp_path / "eval")
     assert metrics["n_bones"] == 6
     contourer = MetacarpalContourer(contour_bundle_trained, runtime="torch")
     distances, dices = [], []
-    for png in sorted((cohort.parent / "images").glob("*.png")):
-        truth = json.loads(png.with_suffix(".json").read_text())["bones"]
-        pixels = np.asarray(Image.open(png), dtype=np.float32)
+    for dcm in sorted((cohort.parent / "images").glob("*.dcm")):
+        truth = json.loads(dcm.with_suffix(".json").read_text())["bones"]
+        pixels = read_image(dcm).pixels
         yy, xx = np.mgrid[: pixels.shape[0], : pixels.shape[1]]
         centres = np.c_[xx.ravel(), yy.ravel()]
         for bone, info in contourer.predict(pixels).items():
@@ -141,8 +152,8 @@ def test_evaluate_config_reports_dice_and_tip_distance_on_held_out_phantoms(cont
             distances.append(np.hypot(*(info["control_points"][0] - true_pts[0])))
             true_mask = MplPath(true_pts).contains_points(centres).reshape(pixels.shape)
             dices.append(_dice(info["mask"], true_mask))
-    assert metrics["tip_distance_px"] == pytest.approx(np.mean(distances), abs=1e-3)
-    assert metrics["max_tip_distance_px"] == pytest.approx(np.max(distances), abs=1e-3)
+    # the reported tip is the truth outline's topmost point, the phantom's is its axis end: within a pixel or two
+    assert metrics["tip_distance_px"] == pytest.approx(np.mean(distances), abs=1.5)
     assert metrics["mean_dice"] == pytest.approx(np.mean(dices), abs=0.01)  # boundary pixels may differ
 
 

@@ -7,13 +7,14 @@ refinement steps, with its own weights, samples the features bilinearly at the c
 runs a graph network over the closed contour (neighbours +-1, +-2) and adds an offset.
 Points are (x, y) in [0, 1] crop coordinates.
 """
+
 from __future__ import annotations
 
 import math
 
 import torch
 from torch import nn
-from torch.nn import functional as F
+from torch.nn import functional
 
 
 def initial_circle(n_points: int = 40, radius: float = 0.35) -> torch.Tensor:
@@ -44,7 +45,7 @@ class ResGraphConv(nn.Module):
         self.conv2 = GraphConv(c, c)
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
-        return F.relu(h + self.conv2(F.relu(self.conv1(h))))
+        return functional.relu(h + self.conv2(functional.relu(self.conv1(h))))
 
 
 class RefinementStep(nn.Module):
@@ -65,15 +66,20 @@ class RefinementStep(nn.Module):
         nn.init.zeros_(self.out.bias)
 
     def forward(self, feats: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
-        h = F.relu(self.head(torch.cat([feats, points], dim=-1)))
-        h = F.relu(self.tail(self.res(h)))
+        h = functional.relu(self.head(torch.cat([feats, points], dim=-1)))
+        h = functional.relu(self.tail(self.res(h)))
         return points + self.max_step * torch.tanh(self.out(h) / self.max_step)
 
 
 def _block(c_in: int, c_out: int, stride: int) -> nn.Sequential:
     return nn.Sequential(
-        nn.Conv2d(c_in, c_out, 3, stride=stride, padding=1), nn.BatchNorm2d(c_out), nn.ReLU(inplace=True),
-        nn.Conv2d(c_out, c_out, 3, padding=1), nn.BatchNorm2d(c_out), nn.ReLU(inplace=True))
+        nn.Conv2d(c_in, c_out, 3, stride=stride, padding=1),
+        nn.BatchNorm2d(c_out),
+        nn.ReLU(inplace=True),
+        nn.Conv2d(c_out, c_out, 3, padding=1),
+        nn.BatchNorm2d(c_out),
+        nn.ReLU(inplace=True),
+    )
 
 
 class SkipEncoder(nn.Module):
@@ -82,8 +88,14 @@ class SkipEncoder(nn.Module):
     def __init__(self, in_channels: int = 1, width: int = 16, out_channels: int = 64):
         super().__init__()
         chans = [width, width * 2, width * 4, width * 8]
-        self.blocks = nn.ModuleList([_block(in_channels, chans[0], 1), _block(chans[0], chans[1], 2),
-                                     _block(chans[1], chans[2], 2), _block(chans[2], chans[3], 2)])
+        self.blocks = nn.ModuleList(
+            [
+                _block(in_channels, chans[0], 1),
+                _block(chans[0], chans[1], 2),
+                _block(chans[1], chans[2], 2),
+                _block(chans[2], chans[3], 2),
+            ]
+        )
         self.fuse = nn.Sequential(nn.Conv2d(sum(chans), out_channels, 3, padding=1), nn.ReLU(inplace=True))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -91,21 +103,29 @@ class SkipEncoder(nn.Module):
         maps = []
         for block in self.blocks:
             x = block(x)
-            maps.append(F.interpolate(x, size=size, mode="bilinear", align_corners=False))
+            maps.append(functional.interpolate(x, size=size, mode="bilinear", align_corners=False))
         return self.fuse(torch.cat(maps, dim=1))
 
 
 def sample_features(fmap: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
     """Bilinear features (B, K, C) at points (B, K, 2) in [0, 1] (x, y)."""
     grid = (points * 2 - 1).unsqueeze(2)  # (B, K, 1, 2)
-    return F.grid_sample(fmap, grid, mode="bilinear", align_corners=False).squeeze(-1).transpose(1, 2)
+    return functional.grid_sample(fmap, grid, mode="bilinear", align_corners=False).squeeze(-1).transpose(1, 2)
 
 
 class CurveGCN(nn.Module):
     """Crop (B, 1, S, S) -> control points after each step (B, steps, K, 2) in [0, 1]."""
 
-    def __init__(self, in_channels: int = 1, n_points: int = 40, n_steps: int = 3, width: int = 16,
-                 feature_channels: int = 64, hidden: int = 64, init_radius: float = 0.35):
+    def __init__(
+        self,
+        in_channels: int = 1,
+        n_points: int = 40,
+        n_steps: int = 3,
+        width: int = 16,
+        feature_channels: int = 64,
+        hidden: int = 64,
+        init_radius: float = 0.35,
+    ):
         super().__init__()
         self.encoder = SkipEncoder(in_channels, width, feature_channels)
         self.steps = nn.ModuleList([RefinementStep(feature_channels, hidden) for _ in range(n_steps)])

@@ -1,5 +1,6 @@
-"""Image geometry shared by training and inference: intensity scaling, bone boxes, the
-bone crop (pixel <-> crop [0, 1] coordinates), masks from outlines, distal-tip ordering."""
+"""Image geometry shared by training and inference: bone boxes, the
+bone crop (pixel <-> crop [0, 1] coordinates), masks from outlines."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -10,22 +11,6 @@ BONES = ("MC2", "MC3", "MC4")
 # crop = the bone's box enlarged by these factors (x, y): the bone fills most of the crop, so
 # the 40 points resolve its outline finely; the initial circle becomes an ellipse in pixels
 MARGIN = (1.35, 1.2)
-
-
-def scale_intensity(pixels: np.ndarray, lower: float = 0.5, upper: float = 99.5) -> np.ndarray:
-    """Per-image percentile scaling to [0, 1] (any input scale, bone bright)."""
-    pixels = np.asarray(pixels, dtype=np.float32)
-    lo, hi = np.percentile(pixels, [lower, upper])
-    return np.clip((pixels - lo) / max(float(hi - lo), 1e-6), 0.0, 1.0).astype(np.float32)
-
-
-def resize(image: np.ndarray, shape) -> np.ndarray:
-    """Bilinear resize of a 2-D image to ``shape`` (rows, cols), pixel centres aligned."""
-    rows, cols = image.shape
-    yy = (np.arange(shape[0]) + 0.5) * rows / shape[0] - 0.5
-    xx = (np.arange(shape[1]) + 0.5) * cols / shape[1] - 0.5
-    grid = np.meshgrid(yy, xx, indexing="ij")
-    return ndimage.map_coordinates(image, grid, order=1, mode="nearest").astype(np.float32)
 
 
 def polygon_mask(points_xy, shape) -> np.ndarray:
@@ -70,18 +55,9 @@ def crop_to_pixels(points_uv, frame) -> np.ndarray:
     return np.stack([x0 + pts[:, 0] * w - 0.5, y0 + pts[:, 1] * h - 0.5], axis=-1)
 
 
-def from_distal_tip(points_xy) -> np.ndarray:
-    """Shift the closed point list cyclically so point 0 is the topmost (distal when fingers
-    point up); the counter-clockwise order is kept."""
-    pts = np.asarray(points_xy, dtype=float)
-    return np.roll(pts, -int(np.argmin(pts[:, 1])), axis=0)
-
-
-def largest_component_box(mask: np.ndarray):
-    """Box (x0, y0, x1, y1) of the largest connected component, or None when the mask is empty."""
-    labels, n = ndimage.label(mask)
-    if n == 0:
+def label_box(mask: np.ndarray):
+    """Box (x0, y0, x1, y1) of a mask's pixels (edges, not centres), or None when the mask is empty."""
+    ys, xs = np.nonzero(mask)
+    if len(xs) == 0:
         return None
-    sizes = ndimage.sum(mask, labels, range(1, n + 1))
-    ys, xs = np.nonzero(labels == int(np.argmax(sizes)) + 1)
     return np.array([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1], dtype=float)

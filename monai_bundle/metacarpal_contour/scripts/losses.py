@@ -1,4 +1,5 @@
 """The Curve-GCN training loss over all refinement steps (later steps weigh more)."""
+
 from __future__ import annotations
 
 import torch

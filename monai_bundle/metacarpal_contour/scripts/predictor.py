@@ -1,40 +1,48 @@
-"""Two-stage inference: localiser masks -> one box per bone -> Curve-GCN on the bone crop ->
-40 control points in full-image pixels from the distal tip, the sampled spline and a mask."""
+"""Two-stage inference on the declared preprocessing's output: localiser label map (declared postprocessing) ->
+one box per bone -> Curve-GCN on the bone crop -> 40 control points in full-image pixels from the distal tip,
+the sampled spline and a mask."""
+
 from __future__ import annotations
+
+import json
+import os
 
 import numpy as np
 import torch
 
-from .geometry import (BONES, crop_frame, crop_to_pixels, cut_crop, from_distal_tip, largest_component_box,
-                       polygon_mask, resize, scale_intensity)
+from .contours import from_distal_tip
+from .geometry import BONES, crop_frame, crop_to_pixels, cut_crop, label_box, polygon_mask
 from .spline import sample_closed_spline
 
 
 class ContourPredictor:
-    def __init__(self, localiser, curvegcn, localiser_size, crop_size: int,
-                 contour_samples: int = 400, device="cpu"):
+    """``predictor(data)`` with ``data`` as the declared preprocessing leaves it: ``image`` (1, h, w) at the
+    localiser's size and ``image_full`` (1, H, W), both scaled to [0, 1]."""
+
+    def __init__(self, localiser, curvegcn, postprocessing, crop_size: int, contour_samples: int = 400, device="cpu"):
         self.localiser, self.curvegcn = localiser.eval(), curvegcn.eval()
-        self.localiser_size = tuple(int(s) for s in localiser_size)
+        self.postprocessing = postprocessing
         self.crop_size, self.contour_samples = int(crop_size), int(contour_samples)
         self.device = torch.device(device)
 
     @torch.no_grad()
-    def boxes(self, image: np.ndarray) -> dict:
+    def boxes(self, data: dict) -> dict:
         """bone -> (x0, y0, x1, y1) in full-image pixels (None where the localiser finds nothing)."""
-        small = resize(image, self.localiser_size)
-        logits = self.localiser(torch.from_numpy(small)[None, None].to(self.device))[0]
-        classes = logits.max(0).indices.cpu().numpy()  # = argmax, ~8x faster over channels on CPU
-        fy, fx = image.shape[0] / self.localiser_size[0], image.shape[1] / self.localiser_size[1]
+        small = torch.as_tensor(data["image"])
+        logits = self.localiser(small[None].to(self.device))[0]
+        classes = np.asarray(self.postprocessing({"pred": logits.cpu()})["pred"])[0]
+        rows, cols = data["image_full"].shape[-2:]
+        fy, fx = rows / classes.shape[0], cols / classes.shape[1]
         out = {}
         for label, bone in enumerate(BONES, start=1):
-            box = largest_component_box(classes == label)
+            box = label_box(classes == label)
             out[bone] = None if box is None else box * [fx, fy, fx, fy] - 0.5
         return out
 
     @torch.no_grad()
-    def __call__(self, pixels) -> dict:
-        image = scale_intensity(pixels)
-        boxes = self.boxes(image)
+    def __call__(self, data: dict) -> dict:
+        image = np.asarray(data["image_full"], dtype=np.float32)[0]
+        boxes = self.boxes(data)
         missing = [b for b, box in boxes.items() if box is None]
         if missing:
             raise ValueError(f"the localiser found no {', '.join(missing)}")
@@ -45,23 +53,22 @@ class ContourPredictor:
         for i, bone in enumerate(BONES):
             points = from_distal_tip(crop_to_pixels(steps[i, -1], frames[bone]))
             contour = sample_closed_spline(points, self.contour_samples)
-            result[bone] = {"control_points": points, "contour": contour,
-                            "mask": polygon_mask(contour, image.shape), "box": boxes[bone]}
+            result[bone] = {
+                "control_points": points,
+                "contour": contour,
+                "mask": polygon_mask(contour, image.shape),
+                "box": boxes[bone],
+            }
         return result
 
 
-def write_contours(predictor: ContourPredictor, images, output_dir) -> list[str]:
-    """Contour each 8/16-bit image file (PNG; bone bright) and write ``<stem>_contours.json``
-    with the 40 control points per bone; returns the written paths."""
-    import json
-    import os
-
-    from PIL import Image
-
+def write_contours(predictor: ContourPredictor, preprocessing, images, output_dir) -> list[str]:
+    """Contour each image file (``.png`` bone bright, or ``.npy``) and write ``<stem>_contours.json`` with the
+    40 control points per bone (the format ``scripts.datalist`` reads back for training); returns the paths."""
     os.makedirs(output_dir, exist_ok=True)
     written = []
     for path in images:
-        result = predictor(np.asarray(Image.open(path), dtype=np.float32))
+        result = predictor(preprocessing({"image": path}))
         out = os.path.join(output_dir, os.path.splitext(os.path.basename(path))[0] + "_contours.json")
         with open(out, "w") as fh:
             json.dump({b: {"control_points": r["control_points"].round(2).tolist()} for b, r in result.items()}, fh)

@@ -7,6 +7,7 @@ out through ``sample_closed_spline``). It is written in torch, differentiable, s
 can also be taken on points sampled along it (``StepPointMatchingLoss(spline_samples=N)``, the
 reference's choice); the shipped configs match the 40 control points instead (docs/README.md).
 """
+
 from __future__ import annotations
 
 import numpy as np
