@@ -220,9 +220,11 @@ def _auroc_by_counting(scores, labels):
 
 def test_evaluate_config_reports_auroc_per_bone_and_per_hand(texture_bundle_trained, tmp_path):
     """On held-out phantoms (seed 23; the bundle trained on seed 21), the reported AUROCs are those of the
-    ensemble's scores, recomputed here from TextureEnsemble and by pair counting."""
-    from PIL import Image
+    ensemble's scores, recomputed here from TextureEnsemble on the DICOMs (read_image) and by pair counting."""
+    import csv
 
+    from RheumImagingLib.annotations import measuring_spacing
+    from RheumImagingLib.imageio import read_image
     from RheumTextureLib.datalist import build_datalist
     from RheumTextureLib.phantom import generate_cohort
     from RheumTextureLib.texture import TextureEnsemble
@@ -234,15 +236,19 @@ def test_evaluate_config_reports_auroc_per_bone_and_per_hand(texture_bundle_trai
     b.run(("run",))
     metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
     assert metrics["n_bones"] == 18 and metrics["n_hands"] == 6
+    outlines = {}
+    for it in json.loads(datalist.read_text())["training"]:
+        outlines.setdefault(it["patient_id"], {})[it["bone"]] = it["contour"]
     ens = TextureEnsemble(texture_bundle_trained, runtime="torch")
     bones, hands = {}, {}
-    for png in sorted((cohort.parent / "images").glob("*.png")):
-        truth = json.loads(png.with_suffix(".json").read_text())
-        scores = ens.score(np.asarray(Image.open(png), dtype=np.float32),
-                           {k: v["contour"] for k, v in truth["bones"].items()}, truth["pixel_spacing_mm"])
+    with open(cohort) as f:
+        rows = list(csv.DictReader(f))
+    for row in rows:
+        image, label = read_image(cohort.parent / row["image"]), int(row["label"])
+        scores = ens.score(image.pixels, outlines[row["patient_id"]], measuring_spacing(image)[0])
         for bone, s in scores.items():
-            bones.setdefault(bone, []).append((s["score"], truth["label"]))
-        hands[png.stem] = (np.mean([s["score"] for s in scores.values()]), truth["label"])
+            bones.setdefault(bone, []).append((s["score"], label))
+        hands[row["patient_id"]] = (np.mean([s["score"] for s in scores.values()]), label)
     for bone, pairs in bones.items():
         assert metrics["auroc_bone"][bone] == pytest.approx(_auroc_by_counting(*zip(*pairs)), abs=1e-9), bone
     assert metrics["auroc_hand"] == pytest.approx(_auroc_by_counting(*zip(*hands.values())), abs=1e-9)
