@@ -94,8 +94,9 @@ def build_datalist(cohort_csv, out_json, *, n_folds: int = 5, seed: int = 0, con
         spacing = None if geometry.spacing_source == SPACING_NONE else [float(v) for v in geometry.spacing_mm]
         for bone in BONES:
             if bone in bones:
-                items.append({"image": str(prepared.resolve()), "contour": np.asarray(bones[bone]).tolist(), "bone": bone,
-                              "patient_id": pid, "label": labels[pid], "fold": folds[pid], "spacing": spacing})
+                items.append({"image": str(prepared.resolve()), "contour": np.asarray(bones[bone]).tolist(),
+                              "bone": bone, "patient_id": pid, "label": labels[pid], "fold": folds[pid],
+                              "spacing": spacing})
     out_json.parent.mkdir(parents=True, exist_ok=True)
     out_json.write_text(json.dumps({"training": items}))
     return out_json

@@ -24,8 +24,8 @@ def _cohort_copy(phantoms, dest, rows):
     return dest / "cohort.csv"
 
 
-def test_network_input_is_identical_at_training_and_scoring_for_dicom_and_png(texture_datalist,
-                                                                             texture_bundle_trained, tmp_path):
+def test_network_input_is_identical_at_training_and_scoring_for_dicom_and_png(
+        texture_datalist, texture_bundle_trained, tmp_path):
     """Training: the bundle's loader + validation transforms on the datalist item (prepared .npy). Scoring:
     TextureEnsemble.score on the array read_image decodes, with the spacing score_cli measures (the PNG's
     from the row's user-given pixel_spacing_mm, as its markups were drawn at 0.25 mm)."""
