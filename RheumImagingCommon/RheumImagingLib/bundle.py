@@ -49,6 +49,21 @@ def bundle_imports(root: Path) -> Iterator[None]:
         sys.modules.update(saved)
 
 
+@contextlib.contextmanager
+def bundle_input_errors() -> Iterator[None]:
+    """A self-contained bundle raises its own input error (a ValueError with ``path`` and ``reason``, as
+    ``InputError``), which MONAI's config parser wraps in RuntimeErrors: users see it as an InputError."""
+    try:
+        yield
+    except Exception as exc:
+        cause = exc
+        while cause is not None and not (isinstance(cause, ValueError) and hasattr(cause, "reason")):
+            cause = cause.__cause__
+        if cause is None or isinstance(cause, InputError) and cause is exc:
+            raise
+        raise InputError(getattr(cause, "path", None), cause.reason) from None
+
+
 def sha256_of(path: str | Path, chunk: int = 1 << 20) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as f:
@@ -94,7 +109,7 @@ class Bundle:
 
     def get(self, key: str, default: Any = None) -> Any:
         """The parsed (instantiated) content at ``key``, built with this bundle's scripts."""
-        with bundle_imports(self.root):
+        with bundle_imports(self.root), bundle_input_errors():
             if key not in self.parser:
                 return default
             return self.parser.get_parsed_content(key)
@@ -104,7 +119,7 @@ class Bundle:
 
     def run(self, keys: tuple[str, ...] = ("initialize", "run", "finalize")) -> None:
         """Evaluate the config's workflow entries, as ``python -m monai.bundle run`` does."""
-        with bundle_imports(self.root):
+        with bundle_imports(self.root), bundle_input_errors():
             for key in keys:
                 if key in self.parser:
                     self.parser.get_parsed_content(key)

@@ -23,9 +23,7 @@ class TextureEnsemble:
         from RheumImagingLib.runtime import prepare
 
         self.bundle = Bundle(bundle_dir, "inference", overrides)
-        self.checkpoints = [str(p) for p in self.bundle.get("checkpoints")]
-        if not self.checkpoints:
-            raise InputError(Path(bundle_dir) / "models", "no fold checkpoints model_fold*.pt (train the bundle first)")
+        self.checkpoints = [str(p) for p in self.bundle.get("checkpoints")]  # InputError naming missing folds
         self.device = torch.device(device)
         self.bundle.parser["device"] = f"$torch.device({device!r})"
         self.network = self.bundle.get("network").to(self.device).eval()
@@ -33,7 +31,7 @@ class TextureEnsemble:
         for k, model in enumerate(self.network.models):  # the ensemble averages whatever runs each fold
             self.network.models[k] = prepare(model, (1, size, size), key=self.network.sha256[k], runtime=runtime,
                                              device=self.device, label=f"{self.bundle.name} fold {k + 1}")
-        self.preprocessing = self.bundle.get("preprocessing")
+        self.preprocessing = self.bundle.get("preprocessing")  # the bundle's declared transforms, without its loader
         with bundle_imports(self.bundle.root):
             from scripts.roi import patch_frame
 
@@ -89,10 +87,10 @@ def train_folds(bundle_dir, datalist_path, out_dir, config: str | None = "demo",
                 overrides: dict | None = None, progress=None) -> Path:
     """Run the bundle's train config once per fold; returns a ready-to-use bundle folder at ``out_dir``.
 
-    ``out_dir`` is a copy of the bundle (:mod:`RheumImagingLib.training_setup`: the override config and
-    overrides written into its configs, so inference builds the same net) with ``models/model_fold{k}.pt`` and
-    ``datalist.json``.
-    ``progress(stage, fraction)`` hears about every training iteration.
+    ``out_dir`` is a copy of the bundle with ``models/model.pt`` (fold 0) and ``models/model_fold{k}.pt``,
+    ``datalist.json``, and the values it was trained with (the ``config`` file, then ``overrides``) written
+    into its own configs (:mod:`RheumImagingLib.training_setup`): the trained bundle runs as trained, from
+    the shell as from the extension. ``progress(stage, fraction)`` hears about every training iteration.
     """
     from RheumImagingLib.training_setup import new_training_copy
 
@@ -146,19 +144,17 @@ def out_of_fold_scores(bundle_dir) -> list[dict]:
     bundle_dir = Path(bundle_dir)
     datalist = bundle_dir / "datalist.json"
     items = json.loads(datalist.read_text())["training"]
-    bundle = Bundle(bundle_dir, ["inference", "evaluate"],
-                    {"eval_datalist": str(datalist)})
+    bundle = Bundle(bundle_dir, ["inference", "evaluate"], {"datalist": str(datalist)})
     network = bundle.get("network").eval()
-    columns = {Path(c).name: k + 1 for k, c in enumerate(bundle.get("checkpoints"))}
+    with bundle_imports(bundle.root):
+        from scripts.checkpoints import fold_of
+    columns = {fold_of(c): k + 1 for k, c in enumerate(bundle.get("checkpoints"))}
     rows = []
     with torch.no_grad():
         for batch in bundle.get("dataloader"):
             probs = network(batch["image"]).numpy()
             for i in range(probs.shape[0]):
                 item = items[len(rows)]
-                column = columns.get(f"model_fold{item['fold']}.pt")
-                if column is None:
-                    raise InputError(bundle_dir / "models", f"no model_fold{item['fold']}.pt for out-of-fold scores")
                 rows.append({k: item[k] for k in ("patient_id", "image", "bone", "label", "fold")}
-                            | {"score": float(probs[i, column])})
+                            | {"score": float(probs[i, columns[item["fold"]]])})
     return rows

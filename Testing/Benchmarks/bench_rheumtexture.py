@@ -46,7 +46,8 @@ def _texture_bundle(dest: Path, patch_size: int | None) -> Path:
         (dest / "models").mkdir(exist_ok=True)
         for fold in range(5):
             torch.manual_seed(fold)
-            torch.save(DeepTEN(in_channels=1, D=128, K=32).state_dict(), dest / "models" / f"model_fold{fold}.pt")
+            name = "model.pt" if fold == 0 else f"model_fold{fold}.pt"
+            torch.save(DeepTEN(in_channels=1, D=128, K=32).state_dict(), dest / "models" / name)
     finally:
         sys.path.remove(str(dest))
         for name in [n for n in sys.modules if n == "scripts" or n.startswith("scripts.")]:

@@ -66,7 +66,7 @@ def texture_datalist(tmp_path_factory):
 @pytest.fixture(scope="session")
 def texture_bundle_trained(tmp_path_factory, texture_datalist):
     """The ra_bone_texture bundle trained once on the 5 folds (tiny 32-px patches, 1 epoch; seconds):
-    a ready-to-use bundle folder with models/model_fold{0..4}.pt."""
+    a ready-to-use bundle folder with models/model.pt (fold 0) and models/model_fold{1..4}.pt."""
     from RheumTextureLib.texture import BUNDLE_DIR, train_folds
 
     return train_folds(BUNDLE_DIR, texture_datalist, tmp_path_factory.mktemp("texture") / "bundle", config="demo",

@@ -153,7 +153,7 @@ b.run(("finalize",))
     assert a.keys() == b.keys()
     assert all(torch.equal(a[k], b[k]) for k in a if "running" not in k and "num_batches" not in k)
     assert any(not torch.equal(a[k], init[k]) for k in a if k.endswith("weight"))
-    assert (tmp_path / "model_fold0.pt").is_file()
+    assert (tmp_path / "model.pt").is_file()  # fold 0: the model zoo's name
 
 
 def _fold_probabilities_by_hand(bundle_dir, image, contour, trained_with, spacing_mm):
@@ -168,7 +168,8 @@ def _fold_probabilities_by_hand(bundle_dir, image, contour, trained_with, spacin
     probs = []
     for fold in range(5):
         net = DeepTEN(in_channels=1, D=128, K=32).eval()
-        net.load_state_dict(torch.load(Path(bundle_dir) / "models" / f"model_fold{fold}.pt", weights_only=True))
+        name = "model.pt" if fold == 0 else f"model_fold{fold}.pt"
+        net.load_state_dict(torch.load(Path(bundle_dir) / "models" / name, weights_only=True))
         with torch.no_grad():
             probs.append(float(torch.sigmoid(net(x))))
     return probs
@@ -184,7 +185,8 @@ def test_texture_ensemble_scores_every_bone_with_every_fold(texture_bundle_train
     contours = {b: v["contour"] for b, v in truth["bones"].items()}
     scores = ens.score(img, contours, truth["pixel_spacing_mm"])
     assert set(scores) == {"MC2", "MC3", "MC4"}
-    trained_with = json.loads((texture_bundle_trained / "configs" / "inference.json").read_text())  # trained sizes
+    trained_with = json.loads((texture_bundle_trained / "configs" / "inference.json").read_text())
+    assert trained_with["patch_size"] == 32  # the trained size lives in the trained bundle's own config
     for bone, s in scores.items():
         expected = _fold_probabilities_by_hand(texture_bundle_trained, img, contours[bone], trained_with,
                                                truth["pixel_spacing_mm"])
@@ -205,7 +207,7 @@ def test_texture_ensemble_without_checkpoints_is_a_clear_error(tmp_path):
     from RheumTextureLib.texture import TextureEnsemble
 
     shutil.copytree(BUNDLE, tmp_path / "b", ignore=shutil.ignore_patterns("models", "__pycache__"))
-    with pytest.raises(InputError, match="model_fold"):
+    with pytest.raises(InputError, match=r"model\.pt, model_fold1\.pt.*docs/README\.md, section 'Weights'"):
         TextureEnsemble(tmp_path / "b")
 
 
@@ -218,9 +220,11 @@ def _auroc_by_counting(scores, labels):
 
 def test_evaluate_config_reports_auroc_per_bone_and_per_hand(texture_bundle_trained, tmp_path):
     """On held-out phantoms (seed 23; the bundle trained on seed 21), the reported AUROCs are those of the
-    ensemble's scores, recomputed here from TextureEnsemble and by pair counting."""
-    from PIL import Image
+    ensemble's scores, recomputed here from TextureEnsemble on the DICOMs (read_image) and by pair counting."""
+    import csv
 
+    from RheumImagingLib.annotations import measuring_spacing
+    from RheumImagingLib.imageio import read_image
     from RheumTextureLib.datalist import build_datalist
     from RheumTextureLib.phantom import generate_cohort
     from RheumTextureLib.texture import TextureEnsemble
@@ -228,19 +232,23 @@ def test_evaluate_config_reports_auroc_per_bone_and_per_hand(texture_bundle_trai
     cohort = generate_cohort(tmp_path / "held_out", 6, seed=23)
     datalist = build_datalist(cohort, tmp_path / "held_out.json", n_folds=3)
     b = Bundle(texture_bundle_trained, ["inference", "evaluate"],
-               {"eval_datalist": str(datalist), "output_dir": str(tmp_path / "eval")})
+               {"datalist": str(datalist), "output_dir": str(tmp_path / "eval")})
     b.run(("run",))
     metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
     assert metrics["n_bones"] == 18 and metrics["n_hands"] == 6
+    outlines = {}
+    for it in json.loads(datalist.read_text())["training"]:
+        outlines.setdefault(it["patient_id"], {})[it["bone"]] = it["contour"]
     ens = TextureEnsemble(texture_bundle_trained, runtime="torch")
     bones, hands = {}, {}
-    for png in sorted((cohort.parent / "images").glob("*.png")):
-        truth = json.loads(png.with_suffix(".json").read_text())
-        scores = ens.score(np.asarray(Image.open(png), dtype=np.float32),
-                           {k: v["contour"] for k, v in truth["bones"].items()}, truth["pixel_spacing_mm"])
+    with open(cohort) as f:
+        rows = list(csv.DictReader(f))
+    for row in rows:
+        image, label = read_image(cohort.parent / row["image"]), int(row["label"])
+        scores = ens.score(image.pixels, outlines[row["patient_id"]], measuring_spacing(image)[0])
         for bone, s in scores.items():
-            bones.setdefault(bone, []).append((s["score"], truth["label"]))
-        hands[png.stem] = (np.mean([s["score"] for s in scores.values()]), truth["label"])
+            bones.setdefault(bone, []).append((s["score"], label))
+        hands[row["patient_id"]] = (np.mean([s["score"] for s in scores.values()]), label)
     for bone, pairs in bones.items():
         assert metrics["auroc_bone"][bone] == pytest.approx(_auroc_by_counting(*zip(*pairs)), abs=1e-9), bone
     assert metrics["auroc_hand"] == pytest.approx(_auroc_by_counting(*zip(*hands.values())), abs=1e-9)

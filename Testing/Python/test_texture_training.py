@@ -10,7 +10,6 @@ import shutil
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 
 from RheumImagingLib.bundle import Bundle
 from conftest import REPO
@@ -55,8 +54,10 @@ def _fold_of(datalist):
 
 def test_oof_scores_come_from_the_fold_model_that_did_not_see_the_patient(texture_bundle_trained, texture_datalist,
                                                                           tmp_path):
-    """Each patient's score is its fold model's mean bone probability, recomputed here from the PNG and the
-    truth contours through TextureEnsemble (a different path from the evaluate dataset the writer uses)."""
+    """Each patient's score is its fold model's mean bone probability, recomputed here from the DICOM (read_image)
+    and the training outlines through TextureEnsemble (a different path from the evaluate dataset the writer uses)."""
+    from RheumImagingLib.annotations import measuring_spacing
+    from RheumImagingLib.imageio import read_image
     from RheumTextureLib.texture import TextureEnsemble
     from RheumTextureLib.train import write_oof_scores
 
@@ -70,16 +71,17 @@ def test_oof_scores_come_from_the_fold_model_that_did_not_see_the_patient(textur
                                             "qc"]]
     assert {r["patient_id"] for r in rows} == set(truth)
     folds = _fold_of(texture_datalist)
+    outlines = {}
+    for it in json.loads(texture_datalist.read_text())["training"]:
+        outlines.setdefault(it["patient_id"], {})[it["bone"]] = it["contour"]
     ensemble = TextureEnsemble(texture_bundle_trained, runtime="torch")
     other_fold_differs = 0
     for row in rows:
         pid, image = row["patient_id"], cohort.parent / truth[row["patient_id"]]["image"]
         assert (row["label"], row["age"], row["sex"]) == (truth[pid]["label"], truth[pid]["age"], truth[pid]["sex"])
         assert (row["in_training"], row["qc"], row["n_images"]) == ("yes", "ok", "1")
-        pixels = np.asarray(Image.open(image.with_suffix(".png")), dtype=np.float32)
-        truth_json = json.loads(image.with_suffix(".json").read_text())
-        scores = ensemble.score(pixels, {b: v["contour"] for b, v in truth_json["bones"].items()},
-                                truth_json["pixel_spacing_mm"])
+        loaded = read_image(image)
+        scores = ensemble.score(loaded.pixels, outlines[pid], measuring_spacing(loaded)[0])
         per_fold = np.mean([s["fold_probabilities"] for s in scores.values()], axis=0)
         assert float(row["score"]) == pytest.approx(per_fold[folds[pid]], abs=1e-5)
         other_fold_differs += abs(per_fold[(folds[pid] + 1) % 5] - per_fold[folds[pid]]) > 1e-6

@@ -15,15 +15,16 @@ import os
 import re
 
 import torch
-import torch.nn.functional as F
 from monai.networks.nets import ResNet
 from torch import nn
+
+from scripts.checkpoints import BundleInputError, sha256_of
 
 
 class Encoding(nn.Module):
     """Residual encoding of a (B, D, H, W) or (B, D, N) feature map into (B, K, D)."""
 
-    def __init__(self, D: int = 128, K: int = 32):
+    def __init__(self, D: int = 128, K: int = 32):  # noqa: N803 (D, K: the paper's notation, Zhang et al. 2017)
         super().__init__()
         self.D, self.K = D, K
         self.codewords = nn.Parameter(torch.empty(K, D))
@@ -47,9 +48,19 @@ def resnet18_trunk(in_channels: int = 1) -> ResNet:
     [2, 2, 2, 2], 1x1 downsample convolutions without bias, so torchvision's ImageNet state dict
     fits parameter for parameter (MONAI's ``resnet18`` defaults to conv1 stride 1 and biased
     downsample convolutions, the 3D MedicalNet layout)."""
-    return ResNet("basic", [2, 2, 2, 2], [64, 128, 256, 512], spatial_dims=2, n_input_channels=in_channels,
-                  conv1_t_size=7, conv1_t_stride=2, no_max_pool=False, shortcut_type="B", bias_downsample=False,
-                  num_classes=1000)
+    return ResNet(
+        "basic",
+        [2, 2, 2, 2],
+        [64, 128, 256, 512],
+        spatial_dims=2,
+        n_input_channels=in_channels,
+        conv1_t_size=7,
+        conv1_t_stride=2,
+        no_max_pool=False,
+        shortcut_type="B",
+        bias_downsample=False,
+        num_classes=1000,
+    )
 
 
 class DeepTEN(nn.Module):
@@ -61,7 +72,7 @@ class DeepTEN(nn.Module):
     descriptors, the CPU demo's 128 px 4x4 = 16 (96 px: 3x3, 64 px: 2x2).
     """
 
-    def __init__(self, in_channels: int = 1, D: int = 128, K: int = 32):
+    def __init__(self, in_channels: int = 1, D: int = 128, K: int = 32):  # noqa: N803 (the paper's D, K)
         super().__init__()
         self.trunk = resnet18_trunk(in_channels)
         self.trunk.avgpool = nn.Identity()
@@ -78,7 +89,7 @@ class DeepTEN(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         encoded = self.encoding(self.reduce(self.features(x))).flatten(1)
-        return self.classifier(F.normalize(encoded, p=2.0, dim=1))
+        return self.classifier(nn.functional.normalize(encoded, p=2.0, dim=1))
 
 
 def param_groups(net: nn.Module, lr: float, head_lr_factor: float = 10.0) -> list[dict]:
@@ -104,23 +115,23 @@ def load_imagenet_trunk(net: DeepTEN, path: str) -> str:
     As torchvision's ``load_state_dict_from_url(check_hash=True)``, a name ``<name>-<hex>.<ext>``
     promises that the file's sha256 starts with ``<hex>``: a corrupt or partial download is refused.
     """
-    from RheumImagingLib.bundle import sha256_of
-    from RheumImagingLib.errors import InputError
-
     digest = sha256_of(path) if os.path.isfile(path) else ""
     prefix = re.search(r"-([a-f0-9]+)\.", os.path.basename(path))  # torchvision's HASH_REGEX
     if digest and prefix and not digest.startswith(prefix.group(1)):
-        raise InputError(path, f"sha256 {digest[:12]}... does not start with {prefix.group(1)} as the file name "
-                               "says (corrupt or incomplete download?)")
+        raise BundleInputError(
+            path,
+            f"sha256 {digest[:12]}... does not start with {prefix.group(1)} as the file name "
+            "says (corrupt or incomplete download?)",
+        )
 
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
-        raise InputError(path, "pretrained trunk file not found") from None
+        raise BundleInputError(path, "pretrained trunk file not found") from None
     except Exception as exc:
-        raise InputError(path, f"not a PyTorch state dict ({exc.__class__.__name__})") from None
+        raise BundleInputError(path, f"not a PyTorch state dict ({exc.__class__.__name__})") from None
     if not isinstance(state, dict) or "conv1.weight" not in state:
-        raise InputError(path, "not a torchvision resnet18 state dict (conv1.weight missing)")
+        raise BundleInputError(path, "not a torchvision resnet18 state dict (conv1.weight missing)")
     state = {k: v for k, v in state.items() if not k.startswith("fc.")}
     trunk = net.trunk.state_dict()
     conv1 = state["conv1.weight"]
@@ -130,7 +141,10 @@ def load_imagenet_trunk(net: DeepTEN, path: str) -> str:
     missing = sorted(k for k in set(trunk) - set(state) if not k.endswith("num_batches_tracked"))
     wrong = sorted(k for k in set(state) & set(trunk) if state[k].shape != trunk[k].shape)
     if unexpected or missing or wrong:
-        raise InputError(path, "weights do not fit the resnet18 trunk "
-                               f"(missing {missing[:3]}, unexpected {unexpected[:3]}, wrong shape {wrong[:3]})")
+        raise BundleInputError(
+            path,
+            "weights do not fit the resnet18 trunk "
+            f"(missing {missing[:3]}, unexpected {unexpected[:3]}, wrong shape {wrong[:3]})",
+        )
     net.trunk.load_state_dict(state, strict=False)
     return digest

@@ -69,8 +69,9 @@ def _spacing(spacing_mm) -> np.ndarray:
     return np.array([col, row])
 
 
-def distal_third_grid(contour, size: int, margin: float = 0.1, spacing_mm=None,
-                      patch_spacing_mm: float | None = None) -> np.ndarray:
+def distal_third_grid(
+    contour, size: int, margin: float = 0.1, spacing_mm=None, patch_spacing_mm: float | None = None
+) -> np.ndarray:
     """(2, size, size) sampling points (row, col) of the distal-third patch: rows run from
     the distal end toward proximal, columns across the bone. ``spacing_mm``: the image's
     (row, col) pixel size, needed with ``patch_spacing_mm``."""
@@ -86,8 +87,9 @@ def distal_third_grid(contour, size: int, margin: float = 0.1, spacing_mm=None,
     return np.stack([xy[..., 1], xy[..., 0]])
 
 
-def patch_frame(contour, size: int, margin: float = 0.1, spacing_mm=None,
-                patch_spacing_mm: float | None = None) -> dict:
+def patch_frame(
+    contour, size: int, margin: float = 0.1, spacing_mm=None, patch_spacing_mm: float | None = None
+) -> dict:
     """The rectangle the patch covers, in pixels (as :func:`distal_third_frame`; to show the ROI)."""
     if patch_spacing_mm is None:
         return distal_third_frame(contour, margin)
@@ -95,13 +97,18 @@ def patch_frame(contour, size: int, margin: float = 0.1, spacing_mm=None,
     f = distal_third_frame(np.asarray(contour, dtype=np.float64) * xy_mm, margin)
     extent = size * patch_spacing_mm
     axis, across = f["axis"] / xy_mm, f["across"] / xy_mm  # pixels per mm along each direction
-    return {"centre": f["centre"] / xy_mm, "axis": axis / np.linalg.norm(axis),
-            "across": across / np.linalg.norm(across), "length": extent * np.linalg.norm(axis),
-            "width": extent * np.linalg.norm(across)}
+    return {
+        "centre": f["centre"] / xy_mm,
+        "axis": axis / np.linalg.norm(axis),
+        "across": across / np.linalg.norm(across),
+        "length": extent * np.linalg.norm(axis),
+        "width": extent * np.linalg.norm(across),
+    }
 
 
-def cut_distal_third(image, contour, size: int = 224, margin: float = 0.1, spacing_mm=None,
-                     patch_spacing_mm: float | None = None) -> np.ndarray:
+def cut_distal_third(
+    image, contour, size: int = 224, margin: float = 0.1, spacing_mm=None, patch_spacing_mm: float | None = None
+) -> np.ndarray:
     """The distal-third patch (size x size float32) of a 2-D image (rows x cols, bone bright)."""
     image = np.asarray(image, dtype=np.float32)
     grid = distal_third_grid(contour, size, margin, spacing_mm, patch_spacing_mm)
@@ -113,7 +120,7 @@ def cut_distal_third(image, contour, size: int = 224, margin: float = 0.1, spaci
             pad = int(np.ceil(4 * sigma.max())) + 2
             lo = np.clip(np.floor(grid.reshape(2, -1).min(1)).astype(int) - pad, 0, np.array(image.shape) - 1)
             hi = np.clip(np.ceil(grid.reshape(2, -1).max(1)).astype(int) + pad + 1, lo + 1, np.array(image.shape))
-            image = gaussian_filter(image[lo[0]:hi[0], lo[1]:hi[1]], sigma, mode="nearest")
+            image = gaussian_filter(image[lo[0] : hi[0], lo[1] : hi[1]], sigma, mode="nearest")
             grid = grid - lo[:, None, None]
     return map_coordinates(image, grid, order=1, mode="nearest").astype(np.float32)
 
@@ -123,9 +130,17 @@ class CutDistalThirdd(MapTransform):
     at ``patch_spacing_mm`` from the (row, col) pixel spacing in ``spacing_key`` (``fallback_spacing_mm``
     when that is missing or None: an uncalibrated image)."""
 
-    def __init__(self, keys: KeysCollection, contour_key: str = "contour", size: int = 224, margin: float = 0.1,
-                 patch_spacing_mm: float | None = None, spacing_key: str = "spacing",
-                 fallback_spacing_mm: float = FALLBACK_SPACING_MM, allow_missing_keys: bool = False):
+    def __init__(
+        self,
+        keys: KeysCollection,
+        contour_key: str = "contour",
+        size: int = 224,
+        margin: float = 0.1,
+        patch_spacing_mm: float | None = None,
+        spacing_key: str = "spacing",
+        fallback_spacing_mm: float = FALLBACK_SPACING_MM,
+        allow_missing_keys: bool = False,
+    ):
         super().__init__(keys, allow_missing_keys)
         self.contour_key, self.size, self.margin = contour_key, size, margin
         self.patch_spacing_mm = None if patch_spacing_mm is None else float(patch_spacing_mm)
@@ -138,6 +153,7 @@ class CutDistalThirdd(MapTransform):
         spacing = self.fallback_spacing_mm if spacing is None else spacing
         for key in self.key_iterator(d):
             img = np.asarray(d[key])
-            d[key] = np.stack([cut_distal_third(c, contour, self.size, self.margin, spacing, self.patch_spacing_mm)
-                               for c in img])
+            d[key] = np.stack(
+                [cut_distal_third(c, contour, self.size, self.margin, spacing, self.patch_spacing_mm) for c in img]
+            )
         return d
