@@ -8,8 +8,9 @@ import csv
 import numpy as np
 import pytest
 
-from RheumImagingLib.stats.flow import qc_text
+from RheumImagingLib.anatomy import BONES
 from RheumImagingLib.results import qc_warning
+from RheumImagingLib.stats.flow import qc_text
 
 SPACING = 0.09501  # 4 rows of epithelium = 0.38004 mm, just above the 0.38 mm cut-off (shown as 0.3800)
 
@@ -81,7 +82,8 @@ class FixedHandScorer:
                     for k, b in enumerate(("MC2", "MC3", "MC4"))}
         scores = {b: {"fold_probabilities": [self.P] * 5, "score": self.P} for b in contours}
         orientation = types.SimpleNamespace(describe=lambda: "right hand (test), fingers up")
-        return {"contours": contours, "scores": scores, "orientation": orientation, "qc": []}
+        return {"contours": contours, "scores": scores, "orientation": orientation, "qc": [],
+                "bone_qc": {b: [] for b in BONES}}
 
     def score(self, pixels, control_points, spacing_mm=None):
         """A bone moved to the right scores higher (its mean column over the image width)."""
