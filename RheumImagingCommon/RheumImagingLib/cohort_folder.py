@@ -74,6 +74,67 @@ def read_cohort(path: str | os.PathLike, required: tuple[str, ...] = ("patient_i
     return rows
 
 
+#: Suffixes of an annotation cell: Slicer markups, segmentations and plain labelmaps.
+ANNOTATION_SUFFIXES = (".mrk.json", ".json", ".seg.nrrd", ".nrrd", ".nii.gz", ".nii", ".png")
+#: Optional column: mm per pixel for images without calibration (user-given).
+SPACING_COLUMN = "pixel_spacing_mm"
+
+
+def _where(cohort_csv, row_index: int, row: dict, column: str) -> str:
+    patient = (row.get("patient_id") or "").strip()
+    return f"listed in {cohort_csv} row {row_index + 1}" + (f" ({patient})" if patient else "") + f", column {column}"
+
+
+def row_file(cohort_csv: str | os.PathLike, row_index: int, row: dict[str, str], column: str) -> Path | None:
+    """The file a cell names (relative to cohort.csv), None for an empty cell; a missing or unreadable
+    file raises InputError naming the file, the row (1 = first row under the header) and the column."""
+    cell = (row.get(column) or "").strip()
+    if not cell:
+        return None
+    return _readable(Path(cohort_csv).parent / cell, cohort_csv, row_index, row, column)
+
+
+def _readable(path: Path, cohort_csv, row_index: int, row: dict, column: str) -> Path:
+    if not path.is_file():
+        raise InputError(path, f"no such file ({_where(cohort_csv, row_index, row, column)})")
+    try:
+        with open(path, "rb") as f:
+            f.read(1)
+    except OSError as exc:
+        raise InputError(path, f"unreadable: {exc.strerror or exc} ({_where(cohort_csv, row_index, row, column)})"
+                         ) from None
+    return path
+
+
+def annotation_paths(cohort_csv: str | os.PathLike, row_index: int, row: dict[str, str], column: str) -> list[Path]:
+    """The annotation files of a cell: one, or several separated by ``;`` (one markups file per curve);
+    empty for a row that is only scored. Each must exist and be a markups, segmentation or labelmap file."""
+    cell = (row.get(column) or "").strip()
+    paths = []
+    for part in (p.strip() for p in cell.split(";")):
+        if not part:
+            continue
+        path = Path(cohort_csv).parent / part
+        if not path.name.lower().endswith(ANNOTATION_SUFFIXES):
+            raise InputError(path, "not an annotation file (.mrk.json, .seg.nrrd, .nrrd, .nii.gz, .png) "
+                                   f"({_where(cohort_csv, row_index, row, column)})")
+        paths.append(_readable(path, cohort_csv, row_index, row, column))
+    return paths
+
+
+def row_spacing(row: dict[str, str], cohort_csv: str | os.PathLike | None = None, row_index: int | None = None
+                ) -> float | None:
+    """The row's user-given ``pixel_spacing_mm`` (used only for images without calibration), None when empty."""
+    cell = (row.get(SPACING_COLUMN) or "").strip()
+    if not cell:
+        return None
+    from .annotations import checked_spacing
+
+    where = f"{cohort_csv} row {row_index + 1}, column {SPACING_COLUMN}" if cohort_csv and row_index is not None \
+        else SPACING_COLUMN
+    return checked_spacing(cell, where)
+
+
 #: Files a folder of images is expanded to (DICOM may have no suffix).
 IMAGE_SUFFIXES = (".dcm", ".dicom", "", ".tif", ".tiff", ".png")
 

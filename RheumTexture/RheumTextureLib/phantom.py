@@ -408,17 +408,24 @@ def _demographics(rng: np.random.Generator) -> tuple[int, str]:
 
 def generate_cohort(outdir, n_patients: int, seed: int, effect="strong", *, size: tuple[int, int] | None = None,
                     pixel_spacing_mm: float | None = None, photometric: str = "MONOCHROME1",
-                    acquisition: str = "fixed", laterality: str = "right", overwrite: bool = False) -> Path:
+                    acquisition: str = "fixed", laterality: str = "right", overwrite: bool = False,
+                    legacy_png: bool = True) -> Path:
     """Write ``n_patients`` phantoms (alternately RA and control, RA first) to ``outdir``:
-    ``cohort.csv`` and ``images/<id>.dcm|.png|.json``. Patient i depends only on (seed, i),
-    so a larger cohort extends a smaller one. Returns the path of ``cohort.csv``.
+    ``cohort.csv`` (``patient_id,label,image,annotation,age,sex``) and ``images/<id>.dcm`` with its
+    truth as a user's annotation would be, ``images/<id>.mrk.json`` (closed curves MC2-MC4, 40 points
+    from the distal tip, as Slicer reads them on the DICOM), and ``images/<id>.json`` (the phantom's
+    own extra truth: texture effect, acquisition; training does not read it). ``legacy_png`` also
+    writes the PNG twin the older training path read. Patient i depends only on (seed, i), so a
+    larger cohort extends a smaller one. Returns the path of ``cohort.csv``.
 
     ``acquisition``: "fixed" or "varied" (see the module docstring); ``laterality``: "right",
     "left" or "mixed" (each patient's hand drawn at random). Both are drawn from a random
     stream of their own, independent of the label and of the patient's anatomy and texture."""
     from PIL import Image
 
+    from RheumImagingLib.annotations import ImageGeometry, write_curves
     from RheumImagingLib.dicom_write import write_dicom
+    from RheumImagingLib.imageio import read_image
 
     outdir = Path(outdir)
     n_patients = int(n_patients)
@@ -437,7 +444,8 @@ def generate_cohort(outdir, n_patients: int, seed: int, effect="strong", *, size
             raise ValueError("a varied acquisition draws each image's pixel spacing: give no size or pixel spacing")
     except ValueError as exc:
         raise InputError(outdir, str(exc)) from None
-    with cohort_writer(outdir, ["patient_id", "image", "label", "age", "sex"], overwrite=overwrite) as (images, writer):
+    columns = ["patient_id", "label", "image", "annotation", "age", "sex"]
+    with cohort_writer(outdir, columns, overwrite=overwrite) as (images, writer):
         for i, label, pid in alternating_patients(n_patients, "RA"):
             rng = np.random.default_rng([int(seed), i])
             scanner = np.random.default_rng([int(seed), i, 1])  # acquisition and laterality: their own stream
@@ -457,8 +465,12 @@ def generate_cohort(outdir, n_patients: int, seed: int, effect="strong", *, size
                           "ImageLaterality": "L" if side == "left" else "R",
                           "ImageComments": "synthetic phantom, not a patient"},
             )
-            Image.fromarray(np.round(pixels * (255.0 / 4095.0)).astype(np.uint8)).save(images / f"{pid}.png")
+            geometry = ImageGeometry.of_image(read_image(images / f"{pid}.dcm"))  # as a reader of the DICOM sees it
+            (images / f"{pid}.mrk.json").unlink(missing_ok=True)  # --overwrite: cohort_writer allowed replacing
+            write_curves(images / f"{pid}.mrk.json", {b: t["contour"] for b, t in truth["bones"].items()}, geometry)
+            if legacy_png:
+                Image.fromarray(np.round(pixels * (255.0 / 4095.0)).astype(np.uint8)).save(images / f"{pid}.png")
             with open(images / f"{pid}.json", "w") as jf:
                 json.dump({"patient_id": pid, **truth}, jf)
-            writer.writerow([pid, f"images/{pid}.dcm", label, age, sex])
+            writer.writerow([pid, label, f"images/{pid}.dcm", f"images/{pid}.mrk.json", age, sex])
     return outdir / "cohort.csv"

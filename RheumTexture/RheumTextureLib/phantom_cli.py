@@ -26,7 +26,7 @@ def _size(text: str) -> tuple[int, int]:
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
-        "phantom", help="write synthetic hand radiographs (DICOM CR + PNG + ground-truth JSON) and cohort.csv",
+        "phantom", help="write synthetic hand radiographs (DICOM CR + Slicer markups of MC2-MC4 + truth JSON) and cohort.csv",
         description="Phantoms, not patients: posteroanterior hands whose metacarpal contours and texture effect are "
                     "known exactly, alternately RA and control.")
     parser.add_argument("outdir", help="output folder (created; cohort.csv and images/ go there)")
@@ -53,6 +53,9 @@ def register(subparsers) -> None:
                              "independent of the label)")
     parser.add_argument("--photometric", choices=("MONOCHROME1", "MONOCHROME2"), default="MONOCHROME1",
                         help="DICOM photometric interpretation (default MONOCHROME1, as CR plates store it)")
+    parser.add_argument("--legacy-png", action=argparse.BooleanOptionalAction, default=True,
+                        help="also write each image as PNG beside its DICOM (the older training path; default on, "
+                             "--no-legacy-png leaves it out)")
     parser.add_argument("--overwrite", action="store_true", help="replace a cohort already in OUTDIR")
     parser.set_defaults(func=_run)
 
@@ -61,6 +64,7 @@ def _run(args) -> int:
     start = time.perf_counter()
     path = generate_cohort(args.outdir, args.patients, args.seed, args.effect, size=args.size,
                            pixel_spacing_mm=args.pixel_spacing, photometric=args.photometric,
-                           acquisition=args.acquisition, laterality=args.laterality, overwrite=args.overwrite)
+                           acquisition=args.acquisition, laterality=args.laterality, overwrite=args.overwrite,
+                           legacy_png=args.legacy_png)
     print(f"wrote {args.patients} phantom radiographs and {path} in {time.perf_counter() - start:.1f} s")
     return 0

@@ -39,15 +39,15 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage
 
+from RheumImagingLib.anatomy import GLAND_SITES, SITES, US_LABELS, annotation_column, image_column
 from RheumImagingLib.cohort_folder import alternating_patients, cohort_writer
 from RheumImagingLib.errors import InputError
 
 from .phantom_bmode import Probe, bmode, smooth_noise
 from .scoring import grade_gland
 
-SITES = ("mucosa", "parotid_left", "parotid_right", "submandibular_left", "submandibular_right")
-GLANDS = SITES[1:]
-LABELS = {0: "background", 1: "epithelium", 2: "submucosa", 3: "parenchyma", 4: "hypoechoic focus"}
+GLANDS = GLAND_SITES
+LABELS = {0: "background", **US_LABELS}
 ECHOGENICITY = ("homogeneous", "heterogeneous_hyperechoic")
 DEFAULT_SHAPE = (256, 256)
 MUCOSA_SPACING_MM = 0.03
@@ -385,22 +385,30 @@ def _us_regions(shape: tuple[int, int], spacing_mm: float):
     return [region]
 
 
-COHORT_COLUMNS = ("patient_id", "label", *(f"{s}_image" for s in SITES), "thickness_mm_true", "echogenicity_true",
-                  "gland_grades_true", "gland_score_true", "mucosa_score_true")
+COHORT_COLUMNS = ("patient_id", "label", *map(image_column, SITES), *map(annotation_column, SITES),
+                  "thickness_mm_true", "echogenicity_true", "gland_grades_true", "gland_score_true", "mucosa_score_true")
+#: The segments each site's annotation holds (a gland's ``focus`` segment may be empty: no foci).
+SITE_SEGMENTS = {site: ("epithelium", "submucosa") if site == "mucosa" else ("parenchyma", "focus") for site in SITES}
 
 
 def generate_cohort(outdir, n_patients: int, seed: int, *, overwrite: bool = False,
                     mucosa_spacing_mm: float = MUCOSA_SPACING_MM, gland_spacing_mm: float = GLAND_SPACING_MM,
-                    shape: tuple[int, int] = DEFAULT_SHAPE, acquisition: str = "fixed") -> Path:
+                    shape: tuple[int, int] = DEFAULT_SHAPE, acquisition: str = "fixed", legacy_png: bool = True) -> Path:
     """Write ``n_patients`` phantom studies (alternately pSS and control, pSS first) to ``outdir``:
-    ``cohort.csv`` and ``images/<patient_id>_<site>.dcm|.png|_labels.png|.json``. Patient i depends
+    ``cohort.csv`` (``<site>_image`` and ``<site>_annotation`` columns) and per site
+    ``images/<patient_id>_<site>.dcm`` with its truth as a user's annotation would be,
+    ``<patient_id>_<site>.seg.nrrd`` (segments ``SITE_SEGMENTS``, with terminology), and ``.json``
+    (the phantom's own extra truth: grade, thickness, acquisition; training does not read it).
+    ``legacy_png`` also writes the ``.png`` and ``_labels.png`` the older training path read. Patient i depends
     only on (seed, i), so a larger cohort extends a smaller one. ``acquisition`` "fixed" images all
     have the same scanner settings; "varied" draws them per image (``draw_acquisition``) from a
     random stream of their own, independent of the label and the truth, and records them in the
     truth JSON. Returns the path of ``cohort.csv``."""
     from PIL import Image
 
+    from RheumImagingLib.annotations import ImageGeometry, write_segmentation
     from RheumImagingLib.dicom_write import write_dicom
+    from RheumImagingLib.imageio import read_image
 
     outdir = Path(outdir)
     n_patients = int(n_patients)
@@ -416,7 +424,7 @@ def generate_cohort(outdir, n_patients: int, seed: int, *, overwrite: bool = Fal
     with cohort_writer(outdir, COHORT_COLUMNS, overwrite=overwrite) as (images, writer):
         for i, label, pid in alternating_patients(n_patients, "PSS"):
             patient = draw_patient(np.random.default_rng([int(seed), i]), label)
-            paths = []
+            paths, annotations = [], []
             for k, site in enumerate(SITES):
                 rng = np.random.default_rng([int(seed), i, k + 1])
                 acq = draw_acquisition([int(seed), i, k + 1, 1]) if acquisition == "varied" else None
@@ -435,13 +443,20 @@ def generate_cohort(outdir, n_patients: int, seed: int, *, overwrite: bool = Fal
                               "SeriesDescription": site, "SeriesNumber": k + 1,
                               "ImageComments": "synthetic phantom, not a patient"},
                 )
-                Image.fromarray(pixels).save(stem.with_suffix(".png"), compress_level=1)
-                Image.fromarray(labels).save(stem.parent / f"{stem.name}_labels.png", compress_level=1)
+                geometry = ImageGeometry.of_image(read_image(stem.with_suffix(".dcm")))  # as a reader sees the DICOM
+                masks = {name: labels == value for value, name in US_LABELS.items() if name in SITE_SEGMENTS[site]}
+                segmentation = stem.parent / f"{stem.name}.seg.nrrd"
+                segmentation.unlink(missing_ok=True)  # --overwrite: cohort_writer allowed replacing
+                write_segmentation(segmentation, masks, geometry)
+                if legacy_png:
+                    Image.fromarray(pixels).save(stem.with_suffix(".png"), compress_level=1)
+                    Image.fromarray(labels).save(stem.parent / f"{stem.name}_labels.png", compress_level=1)
                 with open(stem.with_suffix(".json"), "w") as jf:
                     json.dump({"patient_id": pid, "label": label, **truth}, jf)
                 paths.append(f"images/{pid}_{site}.dcm")
+                annotations.append(f"images/{segmentation.name}")
             grades = patient["grades"]
-            writer.writerow([pid, label, *paths, f"{patient['thickness_mm']:.3f}", patient["echogenicity"],
+            writer.writerow([pid, label, *paths, *annotations, f"{patient['thickness_mm']:.3f}", patient["echogenicity"],
                              ";".join(str(g) for g in grades), sum(grades),
                              mucosa_score(patient["thickness_mm"], patient["echogenicity"])])
     return outdir / "cohort.csv"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import time
 
 from .phantom import generate_cohort
@@ -9,7 +10,7 @@ from .phantom import generate_cohort
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
-        "phantom", help="write synthetic ultrasound studies (DICOM US + PNG + label maps + truth JSON) and cohort.csv",
+        "phantom", help="write synthetic ultrasound studies (DICOM US + Slicer segmentations + truth JSON) and cohort.csv",
         description="Phantoms, not patients: per patient one buccal-mucosa image (epithelium thickness and "
                     "echogenicity known) and four major-gland images (grade 0-4 known), alternately pSS and control.")
     parser.add_argument("outdir", help="output folder (created; cohort.csv and images/ go there)")
@@ -19,6 +20,9 @@ def register(subparsers) -> None:
                         help="scanner settings: 'fixed' (default; one gain, 45 dB dynamic range, one probe) or "
                              "'varied' (per image, independent of the label: gain +-10 dB, dynamic range 40-70 dB, "
                              "transducer frequency x0.75-1.25, speckle reduction, pixel spacing x0.95-1.2)")
+    parser.add_argument("--legacy-png", action=argparse.BooleanOptionalAction, default=True,
+                        help="also write each image as PNG and its labels as <stem>_labels.png (the older training "
+                             "path; default on, --no-legacy-png leaves them out)")
     parser.add_argument("--overwrite", action="store_true", help="replace a cohort already in OUTDIR")
     parser.set_defaults(func=_run)
 
@@ -26,7 +30,7 @@ def register(subparsers) -> None:
 def _run(args) -> int:
     start = time.perf_counter()
     path = generate_cohort(args.outdir, args.patients, args.seed, overwrite=args.overwrite,
-                          acquisition=args.acquisition)
+                          acquisition=args.acquisition, legacy_png=args.legacy_png)
     print(f"wrote {args.patients} phantom ultrasound studies (5 images each) and {path} "
           f"in {time.perf_counter() - start:.1f} s")
     return 0

@@ -83,9 +83,8 @@ class USSegmenter:
         with torch.no_grad():
             logits = self._inferer(data["image"][None].to(self.device), self.network)
         data["pred"] = logits[0].cpu()
-        data = self._post(data)
-        labels = np.asarray(data["pred"])[0]
-        return np.ascontiguousarray(labels.T).astype(np.uint8)
+        labels = np.asarray(self._post(data)["pred"])  # (x, y) uint8: the postprocessing drops the channel axis
+        return np.ascontiguousarray(labels.T)
 
     def provenance(self) -> dict[str, str]:
         """Attributes to store on the nodes this network produced."""

@@ -40,3 +40,49 @@ def test_score_with_a_missing_cohort_is_one_line_not_a_traceback(main_module, tm
     assert main([*argv, "--out", str(tmp_path / "scores.csv")]) == 2
     err = capsys.readouterr().err
     assert f"{missing}: cohort file not found" in err and "Traceback" not in err
+
+
+def test_annotation_cells_resolve_relative_to_the_cohort(tmp_path):
+    from RheumImagingLib.cohort_folder import annotation_paths, row_file
+
+    (tmp_path / "images").mkdir()
+    for name in ("P1.dcm", "P1_MC2.mrk.json", "P1_MC3.mrk.json", "P2.seg.nrrd"):
+        (tmp_path / "images" / name).write_text("x")
+    cohort = tmp_path / "cohort.csv"
+    row = {"patient_id": "P1", "image": "images/P1.dcm", "annotation": "images/P1_MC2.mrk.json; images/P1_MC3.mrk.json"}
+    assert annotation_paths(cohort, 0, row, "annotation") == [tmp_path / "images/P1_MC2.mrk.json",
+                                                              tmp_path / "images/P1_MC3.mrk.json"]
+    assert row_file(cohort, 0, row, "image") == tmp_path / "images/P1.dcm"
+    assert annotation_paths(cohort, 1, {"patient_id": "P2", "annotation": " "}, "annotation") == []  # score only
+    assert annotation_paths(cohort, 1, {"mucosa_annotation": "images/P2.seg.nrrd"}, "mucosa_annotation") == [
+        tmp_path / "images/P2.seg.nrrd"]
+
+
+@pytest.mark.parametrize("column, cell, message", [
+    ("annotation", "images/P1_MC2.mrk.json;images/gone.mrk.json",
+     "gone.mrk.json: no such file (listed in {csv} row 3 (P1), column annotation)"),
+    ("annotation", "images/P1.dcm", "P1.dcm: not an annotation file"),
+    ("image", "images/absent.dcm", "absent.dcm: no such file (listed in {csv} row 3 (P1), column image)"),
+])
+def test_missing_annotation_or_image_names_file_row_and_column(tmp_path, column, cell, message):
+    from RheumImagingLib.cohort_folder import annotation_paths, row_file
+
+    (tmp_path / "images").mkdir()
+    (tmp_path / "images" / "P1_MC2.mrk.json").write_text("{}")
+    (tmp_path / "images" / "P1.dcm").write_text("x")
+    cohort = tmp_path / "cohort.csv"
+    read = annotation_paths if column == "annotation" else row_file
+    with pytest.raises(InputError) as err:
+        read(cohort, 2, {"patient_id": "P1", column: cell}, column)
+    assert message.format(csv=cohort) in str(err.value)
+
+
+def test_row_spacing_is_the_users_mm_per_pixel(tmp_path):
+    from RheumImagingLib.cohort_folder import row_spacing
+
+    assert row_spacing({"pixel_spacing_mm": "0.08"}) == 0.08
+    assert row_spacing({"pixel_spacing_mm": ""}) is None and row_spacing({}) is None
+    with pytest.raises(InputError, match=r"cohort.csv row 4, column pixel_spacing_mm: pixel spacing '0' must be"):
+        row_spacing({"pixel_spacing_mm": "0"}, tmp_path / "cohort.csv", 3)
+    with pytest.raises(InputError, match="is not a number"):
+        row_spacing({"pixel_spacing_mm": "fine"})

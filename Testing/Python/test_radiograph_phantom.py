@@ -16,7 +16,9 @@ from sklearn.metrics import roc_auc_score
 
 from RheumTextureLib.cli import main
 from RheumTextureLib.fbm import variogram_hurst
-from RheumTextureLib.phantom import render_hand
+from RheumImagingLib.annotations import ImageGeometry, read_curves
+from RheumImagingLib.imageio import read_image
+from RheumTextureLib.phantom import generate_cohort, render_hand
 
 SEED = 5
 N = 6
@@ -60,18 +62,30 @@ def _monochrome2(path):
 def test_cohort_csv_and_files(cohort):
     out, rows = cohort
     with open(out / "cohort.csv", newline="") as fh:
-        assert next(csv.reader(fh)) == ["patient_id", "image", "label", "age", "sex"]
+        assert next(csv.reader(fh)) == ["patient_id", "label", "image", "annotation", "age", "sex"]
     assert len(rows) == N
     assert sorted(r["label"] for r in rows) == ["0"] * (N // 2) + ["1"] * (N // 2)
     assert len({r["patient_id"] for r in rows}) == N
     for r in rows:
         assert r["image"] == f"images/{r['patient_id']}.dcm"
         assert r["sex"] in ("F", "M") and 20 <= int(r["age"]) <= 90
-        for ext in (".dcm", ".png", ".json"):
+        assert r["annotation"] == f"images/{r['patient_id']}.mrk.json"
+        for ext in (".dcm", ".mrk.json", ".json"):
             assert (out / "images" / f"{r['patient_id']}{ext}").is_file()
         truth = json.loads((out / "images" / f"{r['patient_id']}.json").read_text())
         assert truth["patient_id"] == r["patient_id"] and str(truth["label"]) == r["label"]
         assert set(truth["bones"]) == {"MC2", "MC3", "MC4"}
+        # the annotation, read as a user's Slicer markups on the DICOM, is the truth contour (40 points from the tip)
+        curves = read_curves(out / r["annotation"], ImageGeometry.of_image(read_image(out / r["image"])))
+        assert set(curves) == {"MC2", "MC3", "MC4"}
+        for bone, xy in curves.items():
+            assert xy.shape == (40, 2) and np.allclose(xy, truth["bones"][bone]["contour"], atol=1e-3)
+
+
+def test_no_legacy_png_writes_no_png(tmp_path):
+    generate_cohort(tmp_path / "c", 1, 0, size=(96, 78), legacy_png=False)
+    assert sorted(p.name for p in (tmp_path / "c" / "images").iterdir()) == ["RA0001.dcm", "RA0001.json",
+                                                                            "RA0001.mrk.json"]
 
 
 def test_dicom_monochrome1_calibration_and_uids(cohort):

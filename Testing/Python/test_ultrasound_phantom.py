@@ -13,6 +13,9 @@ import pytest
 from PIL import Image
 from scipy import ndimage
 
+from RheumImagingLib.anatomy import US_SEGMENTS
+from RheumImagingLib.annotations import ImageGeometry, read_masks
+from RheumImagingLib.imageio import read_image
 from SjogrenUSLib.cli import main
 from SjogrenUSLib.phantom import (ACQUISITION_RANGES, COHORT_COLUMNS, GLANDS, GRADING, SITES, THICKNESS_CUTOFF_MM,
                                   draw_patient, render_gland, render_mucosa)
@@ -61,6 +64,7 @@ def test_cohort_csv_columns_and_consistency(us_cohort):
         for k, site in enumerate(SITES):
             rel = r[f"{site}_image"]
             assert rel == f"images/{r['patient_id']}_{site}.dcm"
+            assert r[f"{site}_annotation"] == f"images/{r['patient_id']}_{site}.seg.nrrd"
             truth = json.loads((out / rel).with_suffix(".json").read_text())
             assert truth["site"] == site and truth["patient_id"] == r["patient_id"]
             if site == "mucosa":
@@ -79,6 +83,13 @@ def test_files_load_with_us_region_calibration(us_cohort):
         assert spacing == pytest.approx(truth["spacing_mm"], rel=1e-9)
         png = np.asarray(Image.open(path.with_suffix(".png")))
         assert np.array_equal(pixels, png.astype(np.float32))
+        # the annotation, read as a user's Slicer segmentation on the DICOM, is the label map, segment by segment
+        labels = np.asarray(Image.open(path.parent / f"{path.stem}_labels.png"))
+        masks = read_masks(out / rows[0][f"{site}_annotation"], ImageGeometry.of_image(read_image(path)), US_SEGMENTS)
+        assert set(masks) == ({"epithelium", "submucosa"} if site == "mucosa" else {"parenchyma", "focus"})
+        for value, name in enumerate(US_SEGMENTS, start=1):
+            if name in masks:
+                assert np.array_equal(masks[name], labels == value), name
         ds = pydicom.dcmread(path)
         assert ds.Modality == "US" and ds.PhotometricInterpretation == "MONOCHROME2" and ds.BitsAllocated == 8
         region = ds.SequenceOfUltrasoundRegions[0]
@@ -94,7 +105,7 @@ def test_deterministic_and_extendable(us_cohort, tmp_path):
     for r in rows[:2]:
         for site in SITES:
             stem = r[f"{site}_image"][:-4]
-            for suffix in (".dcm", ".png", "_labels.png", ".json"):
+            for suffix in (".dcm", ".seg.nrrd", ".png", "_labels.png", ".json"):
                 a = (out / (stem + suffix)).read_bytes()
                 assert a == (tmp_path / "again" / (stem + suffix)).read_bytes(), stem + suffix
     a = render_gland(3, "parotid_left", 2)
@@ -208,3 +219,10 @@ def test_varied_acquisition_changes_the_scanner_not_the_truth(tmp_path):
         assert v.get("grade") == f.get("grade") and v.get("thickness_mm") == f.get("thickness_mm")
         settings.append(acq["dynamic_range_db"])
     assert len(set(settings)) == 3
+
+
+def test_no_legacy_png_writes_no_png(tmp_path):
+    assert main(["phantom", str(tmp_path / "c"), "--patients", "1", "--no-legacy-png"]) == 0
+    names = sorted(p.name for p in (tmp_path / "c" / "images").iterdir())
+    assert not [n for n in names if n.endswith(".png")]
+    assert names == sorted(f"PSS0001_{site}{suffix}" for site in SITES for suffix in (".dcm", ".json", ".seg.nrrd"))
