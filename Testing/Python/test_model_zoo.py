@@ -57,8 +57,6 @@ PENDING = {
     ("ra_bone_texture", "train_keys"): "rat",
     ("ra_bone_texture", "code_format"): "rat",
     ("sjogren_us_segmentation", "large_files"): "us",
-    ("sjogren_us_segmentation", "train_keys"): "us",
-    ("sjogren_us_segmentation", "net_in_out"): "us",
 }
 
 
