@@ -57,6 +57,7 @@ PENDING = {
     ("ra_bone_texture", "train_keys"): "rat",
     ("ra_bone_texture", "code_format"): "rat",
     ("sjogren_us_segmentation", "large_files"): "us",
+    ("sjogren_us_segmentation", "train_keys"): "us",
 }
 
 
