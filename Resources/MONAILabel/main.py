@@ -48,23 +48,22 @@ class RheumImagingApp(MONAILabelApp):
                          description="Metacarpal contours on hand radiographs and salivary/buccal ultrasound layers",
                          version=monailabel.__version__)
 
-    def init_infers(self):
-        infers = {}
+    def _tasks(self, kind: int) -> dict:
+        """Each model's inference (kind 0) or training (kind 1) task, where the bundle allows it."""
+        tasks = {}
         for name, path in self.models.items():
-            task = MODELS[name][0](str(path), self.conf)
+            task = MODELS[name][kind](str(path), self.conf)
             if task.is_valid():
-                infers[name] = task
-            else:
+                tasks[name] = task
+            elif kind == 0:
                 logger.warning(f"{name}: not served, {path}/models/model.pt is missing (train the bundle first)")
-        return infers
+        return tasks
+
+    def init_infers(self):
+        return self._tasks(0)
 
     def init_trainers(self):
-        trainers = {}
-        for name, path in self.models.items():
-            task = MODELS[name][1](str(path), self.conf)
-            if task.is_valid():
-                trainers[name] = task
-        return trainers
+        return self._tasks(1)
 
     def init_strategies(self):
         return {"random": Random(), "first": First()}

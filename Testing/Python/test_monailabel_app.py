@@ -67,15 +67,17 @@ def dice(a: np.ndarray, b: np.ndarray) -> float:
 class Server:
     """``monailabel start_server`` on a free 127.0.0.1 port, stopped (process group) at the end."""
 
-    def __init__(self, studies: Path, bundles: Path, log: Path):
+    def __init__(self, studies: Path, bundles: Path, model: str, log: Path):
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             self.port = s.getsockname()[1]
         env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
-        env.update(CUDA_VISIBLE_DEVICES="", OMP_NUM_THREADS="2", MONAI_LABEL_DATASTORE_AUTO_RELOAD="false")
+        env.update(CUDA_VISIBLE_DEVICES="", OMP_NUM_THREADS="2", MONAI_LABEL_DATASTORE_AUTO_RELOAD="false",
+                   PATH=f"{MONAILABEL.parent}{os.pathsep}{env.get('PATH', '')}")  # as an activated environment
         self.log = log
         cmd = [str(MONAILABEL), "start_server", "--app", str(APP), "--studies", str(studies), "--host", "127.0.0.1",
-               "--port", str(self.port), "--conf", "bundles", str(bundles), "--conf", "preload", "false"]
+               "--port", str(self.port), "--conf", "bundles", str(bundles), "--conf", "models", model,
+               "--conf", "preload", "false"]
         self.process = subprocess.Popen(cmd, stdout=log.open("w"), stderr=subprocess.STDOUT, env=env,
                                         start_new_session=True)
 
@@ -116,7 +118,7 @@ class Server:
         message = email.message_from_bytes(f"Content-Type: {kind}\r\n\r\n".encode() + body)
         parts = {p.get_param("name", header="content-disposition"): p.get_payload(decode=True)
                  for p in message.get_payload()}
-        label, header = read_nrrd(parts["file"])
+        label, header = read_nrrd(parts["image"])
         return json.loads(parts["params"]), label, header
 
     def stop(self):
@@ -138,6 +140,7 @@ def phantom_studies(tmp_path_factory):
     studies = tmp_path_factory.mktemp("studies")
     truth = {}
     pixels, labels, info = render_gland(907, "parotid_left", 2)
+    assert info["spacing_mm"] == [0.1, 0.1]
     write_nrrd(studies / "us_gland.nrrd", pixels, info["spacing_mm"][0])
     truth["us_gland"] = np.minimum(labels, 3)
     pixels, labels, info = render_mucosa(908, 0.3, "homogeneous")
@@ -149,14 +152,11 @@ def phantom_studies(tmp_path_factory):
     return studies, truth
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory, phantom_studies, us_segmentation_trained, contour_bundle_trained):
+def serve(tmp_path_factory, studies: Path, model: str, trained: Path):
+    """A server over ``studies`` serving ``model`` from a copy of the trained bundle ``trained``."""
     bundles = tmp_path_factory.mktemp("served_bundles")
-    for name, trained in (("sjogren_us_segmentation", us_segmentation_trained),
-                          ("metacarpal_contour", contour_bundle_trained)):
-        shutil.copytree(trained, bundles / name, ignore=shutil.ignore_patterns("__pycache__"))
-    log = tmp_path_factory.mktemp("monailabel") / "server.log"
-    running = Server(phantom_studies[0], bundles, log)
+    shutil.copytree(trained, bundles / model, ignore=shutil.ignore_patterns("__pycache__"))
+    running = Server(studies, bundles, model, tmp_path_factory.mktemp("monailabel") / "server.log")
     try:
         info = running.wait()
         yield running, info, bundles
@@ -164,39 +164,59 @@ def server(tmp_path_factory, phantom_studies, us_segmentation_trained, contour_b
         running.stop()
 
 
-def test_info_lists_the_two_models_with_their_labels(server):
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, phantom_studies, us_segmentation_trained):
+    yield from serve(tmp_path_factory, phantom_studies[0], "sjogren_us_segmentation", us_segmentation_trained)
+
+
+@pytest.fixture(scope="module")
+def contour_server(tmp_path_factory, phantom_studies, contour_bundle_trained):
+    yield from serve(tmp_path_factory, phantom_studies[0], "metacarpal_contour", contour_bundle_trained)
+
+
+def test_info_lists_the_ultrasound_model_with_its_labels(server):
     _, info, _ = server
     models = info["models"]
     assert models["sjogren_us_segmentation"]["labels"] == {"epithelium": 1, "submucosa": 2, "parenchyma": 3}
-    assert "ra_bone_texture" not in models
+    assert models["sjogren_us_segmentation"]["dimension"] == 2
     assert "sjogren_us_segmentation" in info["trainers"]
 
 
 @pytest.mark.xfail(strict=True, reason="fixed on branch rac")
-def test_info_serves_metacarpal_contour(server):
-    _, info, _ = server
+def test_info_serves_metacarpal_contour(contour_server):
+    _, info, _ = contour_server
     assert info["models"]["metacarpal_contour"]["labels"] == {"mc2": 1, "mc3": 2, "mc4": 3}
     assert "metacarpal_contour" in info["trainers"]
 
 
-@pytest.mark.parametrize("image, labels", [("us_gland", {"parenchyma": 3}),
-                                           ("us_mucosa", {"epithelium": 1, "submucosa": 2})])
-def test_infer_ultrasound_label_map_on_the_image_grid(server, phantom_studies, image, labels):
+def test_infer_ultrasound_label_map_on_the_image_grid(server, phantom_studies, us_segmentation_trained):
+    """The label map comes back on the image's grid (sizes cols rows 1, the image's spacing, uint8), equal to what
+    the extension's own segmenter gives for the same image and bundle, and its parenchyma meets the bar of
+    test_us_segmentation_bundle.py against the phantom truth (a transposed or shifted map does not)."""
+    from SjogrenUSLib.segmentation import USSegmenter
+
     running, _, _ = server
-    result, label, header = running.infer("sjogren_us_segmentation", image)
-    truth = phantom_studies[1][image]
-    assert header["type"] in ("unsigned char", "uint8") and header["sizes"].split() == [
-        str(truth.shape[1]), str(truth.shape[0]), "1"], header
-    frame = label.reshape(truth.shape)  # file order k, j, i = (1, rows, cols)
+    studies, truth = phantom_studies
+    result, label, header = running.infer("sjogren_us_segmentation", "us_gland")
+    expected = truth["us_gland"]
+    assert header["type"] in ("unsigned char", "uint8"), header
+    assert header["sizes"].split() == [str(expected.shape[1]), str(expected.shape[0]), "1"], header
+    directions = [float(v) for v in header["space directions"].replace("(", " ").replace(")", " ").replace(",", " ")
+                  .split()]
+    assert np.allclose(np.abs(directions), np.abs(np.diag([0.1] * 3)).ravel(), atol=1e-6), header
+    frame = label.reshape(expected.shape)  # file order (k, j, i) = (1, rows, cols)
     assert set(np.unique(frame)) <= {0, 1, 2, 3}
-    for name, value in labels.items():
-        assert dice(frame == value, truth == value) > 0.5, (image, name, dice(frame == value, truth == value))
+    pixels, _ = read_nrrd((studies / "us_gland.nrrd").read_bytes())
+    own = USSegmenter(us_segmentation_trained).predict(pixels.reshape(expected.shape).astype(np.float32))
+    assert np.array_equal(frame, own)
+    share = (expected == 3).mean()
+    assert dice(frame == 3, expected == 3) > max(0.8, 2 * share / (1 + share) + 0.3)
     assert result["label_names"] == {"epithelium": 1, "submucosa": 2, "parenchyma": 3}
 
 
 @pytest.mark.xfail(strict=True, reason="fixed on branch rac")
-def test_infer_metacarpal_contours_label_map_and_control_points(server, phantom_studies):
-    running, _, _ = server
+def test_infer_metacarpal_contours_label_map_and_control_points(contour_server, phantom_studies):
+    running, _, _ = contour_server
     result, label, header = running.infer("metacarpal_contour", "hand")
     truth = phantom_studies[1]["hand"]
     from skimage.draw import polygon

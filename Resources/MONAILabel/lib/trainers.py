@@ -23,7 +23,16 @@ from .transforms import RowsColsd
 
 logger = logging.getLogger(__name__)
 
-SegmentationTrain = BundleTrainTask  # the US bundle's train.json reads datastore NRRD/NIfTI/PNG pairs as they are
+
+class SegmentationTrain(BundleTrainTask):
+    """sjogren_us_segmentation: the bundle's train.json on the datastore's image/label pairs as they are (its loader
+    reads NRRD/NIfTI/PNG). The request's epochs also set the config's own ``max_epochs``, which its validation
+    interval (``min(val_interval, max_epochs)``) reads, so that a short round validates and saves its weights."""
+
+    def _update_overrides(self, overrides):
+        if "max_epochs" in self.bundle_config.config:
+            overrides["max_epochs"] = overrides[self.const.key_train_trainer_max_epochs()]
+        return overrides
 
 
 def outline(mask: np.ndarray) -> list[list[float]]:
