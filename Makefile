@@ -13,8 +13,14 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 # Slicer 5.8-5.10 ship pydicom 2.4.4: image I/O is also tested against it (Testing/Python/test_pydicom24.py).
 PYDICOM24 := $(VENV)/pydicom24
+# MONAI Label 0.8.5 gets its own environment (Testing/Python/test_monailabel_app.py drives it by subprocess): it
+# hard-imports torchvision, whose PyPI build imports only beside PyPI's CUDA build of torch (it runs on the CPU), and
+# its DICOM SEG dependency needs pydicom 2.x. The main environment stays CPU torch and pydicom 3.
+MONAILABEL_VENV ?= .venv-monailabel
+MONAILABEL_STAMP := $(MONAILABEL_VENV)/.installed-stamp
+MONAILABEL_SPEC ?= torch==2.14.1 torchvision==0.29.1 monailabel==0.8.5 pydicom==2.4.4
 
-.PHONY: install demo test bench clean
+.PHONY: install monailabel-env demo test bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -30,12 +36,20 @@ $(PYDICOM24): | $(BIN)/python
 
 install: $(STAMP) $(PYDICOM24)
 
+$(MONAILABEL_STAMP):
+	$(PYTHON) -m venv $(MONAILABEL_VENV)
+	$(MONAILABEL_VENV)/bin/python -m pip install -q --upgrade pip
+	$(MONAILABEL_VENV)/bin/python -m pip install -q $(MONAILABEL_SPEC)
+	touch $@
+
+monailabel-env: $(MONAILABEL_STAMP)
+
 # The main job on the embedded default (phantoms): RA texture, then Sjogren ultrasound.
 demo: install
 	$(BIN)/python -m RheumTextureLib.demo --out $(DEMO_OUT) $(DEMO_ARGS)
 	$(BIN)/python -m SjogrenUSLib.demo --out $(DEMO_OUT) $(DEMO_ARGS)
 
-test: install
+test: install monailabel-env
 	$(BIN)/python -m pytest -q -ra Testing/Python
 
 # Speed and memory figures, each a ratio measured in this one run (docs/benchmarks.md).
@@ -43,4 +57,4 @@ bench: install
 	$(BIN)/python Testing/Benchmarks/benchmark.py --out $(BENCH_OUT)
 
 clean:
-	rm -rf $(VENV) $(DEMO_OUT) $(BENCH_OUT) build *.egg-info
+	rm -rf $(VENV) $(MONAILABEL_VENV) $(DEMO_OUT) $(BENCH_OUT) build *.egg-info
