@@ -409,13 +409,13 @@ def _demographics(rng: np.random.Generator) -> tuple[int, str]:
 def generate_cohort(outdir, n_patients: int, seed: int, effect="strong", *, size: tuple[int, int] | None = None,
                     pixel_spacing_mm: float | None = None, photometric: str = "MONOCHROME1",
                     acquisition: str = "fixed", laterality: str = "right", overwrite: bool = False,
-                    legacy_png: bool = True) -> Path:
+                    legacy_png: bool = False) -> Path:
     """Write ``n_patients`` phantoms (alternately RA and control, RA first) to ``outdir``:
     ``cohort.csv`` (``patient_id,label,image,annotation,age,sex``) and ``images/<id>.dcm`` with its
     truth as a user's annotation would be, ``images/<id>.mrk.json`` (closed curves MC2-MC4, 40 points
     from the distal tip, as Slicer reads them on the DICOM), and ``images/<id>.json`` (the phantom's
     own extra truth: texture effect, acquisition; training does not read it). ``legacy_png`` also
-    writes the PNG twin the older training path read. Patient i depends only on (seed, i), so a
+    writes a PNG twin, for tools that read only PNG (e.g. the bundles run alone); training does not need it. Patient i depends only on (seed, i), so a
     larger cohort extends a smaller one. Returns the path of ``cohort.csv``.
 
     ``acquisition``: "fixed" or "varied" (see the module docstring); ``laterality``: "right",

@@ -53,9 +53,9 @@ def register(subparsers) -> None:
                              "independent of the label)")
     parser.add_argument("--photometric", choices=("MONOCHROME1", "MONOCHROME2"), default="MONOCHROME1",
                         help="DICOM photometric interpretation (default MONOCHROME1, as CR plates store it)")
-    parser.add_argument("--legacy-png", action=argparse.BooleanOptionalAction, default=True,
-                        help="also write each image as PNG beside its DICOM (the older training path; default on, "
-                             "--no-legacy-png leaves it out)")
+    parser.add_argument("--legacy-png", action=argparse.BooleanOptionalAction, default=False,
+                        help="also write each image as PNG beside its DICOM, for tools that read only PNG (e.g. the "
+                             "bundles run alone); training and scoring read the DICOM (default off)")
     parser.add_argument("--overwrite", action="store_true", help="replace a cohort already in OUTDIR")
     parser.set_defaults(func=_run)
 

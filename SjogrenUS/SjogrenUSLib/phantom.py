@@ -395,13 +395,13 @@ SITE_SEGMENTS = {site: ("epithelium", "submucosa") if site == "mucosa" else ("pa
 def generate_cohort(outdir, n_patients: int, seed: int, *, overwrite: bool = False,
                     mucosa_spacing_mm: float = MUCOSA_SPACING_MM, gland_spacing_mm: float = GLAND_SPACING_MM,
                     shape: tuple[int, int] = DEFAULT_SHAPE, acquisition: str = "fixed",
-                    legacy_png: bool = True) -> Path:
+                    legacy_png: bool = False) -> Path:
     """Write ``n_patients`` phantom studies (alternately pSS and control, pSS first) to ``outdir``:
     ``cohort.csv`` (``<site>_image`` and ``<site>_annotation`` columns) and per site
     ``images/<patient_id>_<site>.dcm`` with its truth as a user's annotation would be,
     ``<patient_id>_<site>.seg.nrrd`` (segments ``SITE_SEGMENTS``, with terminology), and ``.json``
     (the phantom's own extra truth: grade, thickness, acquisition; training does not read it).
-    ``legacy_png`` also writes the ``.png`` and ``_labels.png`` the older training path read. Patient i depends
+    ``legacy_png`` also writes ``.png`` and ``_labels.png`` copies for tools that read only PNG; training does not. Patient i depends
     only on (seed, i), so a larger cohort extends a smaller one. ``acquisition`` "fixed" images all
     have the same scanner settings; "varied" draws them per image (``draw_acquisition``) from a
     random stream of their own, independent of the label and the truth, and records them in the

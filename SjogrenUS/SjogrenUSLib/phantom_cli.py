@@ -20,9 +20,9 @@ def register(subparsers) -> None:
                         help="scanner settings: 'fixed' (default; one gain, 45 dB dynamic range, one probe) or "
                              "'varied' (per image, independent of the label: gain +-10 dB, dynamic range 40-70 dB, "
                              "transducer frequency x0.75-1.25, speckle reduction, pixel spacing x0.95-1.2)")
-    parser.add_argument("--legacy-png", action=argparse.BooleanOptionalAction, default=True,
-                        help="also write each image as PNG and its labels as <stem>_labels.png (the older training "
-                             "path; default on, --no-legacy-png leaves them out)")
+    parser.add_argument("--legacy-png", action=argparse.BooleanOptionalAction, default=False,
+                        help="also write each image as PNG and its labels as <stem>_labels.png, for tools that read "
+                             "only PNG; training and scoring read the DICOM and .seg.nrrd (default off)")
     parser.add_argument("--overwrite", action="store_true", help="replace a cohort already in OUTDIR")
     parser.set_defaults(func=_run)
 

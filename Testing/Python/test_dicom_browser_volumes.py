@@ -44,7 +44,7 @@ def _as_dicom_browser_loads(scene, path):
 def us_study(tmp_path_factory):
     from SjogrenUSLib.phantom import generate_cohort
 
-    return generate_cohort(tmp_path_factory.mktemp("us"), 1, seed=3).parent / "images"
+    return generate_cohort(tmp_path_factory.mktemp("us"), 1, seed=3, legacy_png=True).parent / "images"
 
 
 def test_calibration_age_sex_come_from_the_instance_file(scene, us_study):

@@ -224,7 +224,7 @@ def test_score_rows_carry_qc(scorer, tmp_path):
     from RheumTextureLib.phantom import generate_cohort
     from RheumTextureLib.score_cli import score_images
 
-    cohort = generate_cohort(tmp_path / "c", 1, seed=62, laterality="left")
+    cohort = generate_cohort(tmp_path / "c", 1, seed=62, laterality="left", legacy_png=True)
     images = tmp_path / "c" / "images"
     result = score_images([images / "RA0001.dcm", images / "RA0001.png"], tmp_path / "s" / "scores.csv",
                           scorer=scorer, cohort=cohort, progress=False, scene_dir=None)

@@ -72,7 +72,7 @@ def test_every_score_table_carries_the_images_qc(scorer, tmp_path):
     from RheumTextureLib.phantom import generate_cohort
     from RheumTextureLib.score_cli import score_images
 
-    cohort = generate_cohort(tmp_path / "c", 1, seed=65)
+    cohort = generate_cohort(tmp_path / "c", 1, seed=65, legacy_png=True)
     images = tmp_path / "c" / "images"
     out = tmp_path / "s" / "scores.csv"
     score_images([images / "RA0001.png"], out, scorer=scorer, cohort=cohort, progress=False)

@@ -27,7 +27,7 @@ N = 6
 @pytest.fixture(scope="session")
 def cohort(tmp_path_factory):
     out = tmp_path_factory.mktemp("radiograph_phantoms") / "cohort"
-    assert main(["phantom", str(out), "--patients", str(N), "--seed", str(SEED)]) == 0
+    assert main(["phantom", str(out), "--patients", str(N), "--seed", str(SEED), "--legacy-png"]) == 0
     with open(out / "cohort.csv", newline="") as fh:
         rows = list(csv.DictReader(fh))
     return out, rows

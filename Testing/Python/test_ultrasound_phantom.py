@@ -28,7 +28,7 @@ N = 4
 @pytest.fixture(scope="session")
 def us_cohort(tmp_path_factory):
     out = tmp_path_factory.mktemp("us_phantoms") / "cohort"
-    assert main(["phantom", str(out), "--patients", str(N), "--seed", str(SEED)]) == 0
+    assert main(["phantom", str(out), "--patients", str(N), "--seed", str(SEED), "--legacy-png"]) == 0
     with open(out / "cohort.csv", newline="") as fh:
         reader = csv.DictReader(fh)
         return out, reader.fieldnames, list(reader)
@@ -101,7 +101,7 @@ def test_files_load_with_us_region_calibration(us_cohort):
 
 def test_deterministic_and_extendable(us_cohort, tmp_path):
     out, _, rows = us_cohort
-    assert main(["phantom", str(tmp_path / "again"), "--patients", "2", "--seed", str(SEED)]) == 0
+    assert main(["phantom", str(tmp_path / "again"), "--patients", "2", "--seed", str(SEED), "--legacy-png"]) == 0
     for r in rows[:2]:
         for site in SITES:
             stem = r[f"{site}_image"][:-4]
