@@ -153,8 +153,8 @@ def evaluate_acquisition(n_patients: int = 40, seed: int = HELD_OUT_SEED_BASE + 
     into the parenchyma): echogenicity accuracy (relative measure; the old grey-level rule beside it),
     Salaffi gland-grade weighted kappa against the Salaffi grade of the true foci, OMERACT grades against
     those of the true foci, coverage and inhomogeneity, the inhomogeneity cut's accuracy at fixed and
-    varied acquisition, the 0-18 AUROC against the pSS label, and leave-one-setting-out echogenicity (calibrate on images whose setting
-    lies in one half of its range, test on the other half, both ways)."""
+    varied acquisition, the 0-18 AUROC against the pSS label, and leave-one-setting-out echogenicity
+    (calibrate on images whose setting lies in one half of its range, test on the other half, both ways)."""
     from sklearn.metrics import cohen_kappa_score, roc_auc_score
 
     from .patient import analyse_image, patient_row
