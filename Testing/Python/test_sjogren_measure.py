@@ -45,8 +45,6 @@ def test_absent_layer_is_unavailable():
     assert t.status == "unavailable" and "absent" in t.reason
 
 
-
-
 @pytest.fixture(scope="module")
 def held_out_segmentations(us_segmentation_trained):
     """The tiny test bundle (trained on the phantoms of seed 11) on phantoms of other seeds: (predicted, truth,

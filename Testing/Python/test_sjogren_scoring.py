@@ -14,7 +14,7 @@ from RheumImagingLib.errors import InputError
 from SjogrenUSLib import calibration, echogenicity, glands
 from SjogrenUSLib.echogenicity import classify, override
 from SjogrenUSLib.glands import grade_image
-from SjogrenUSLib.phantom import GLANDS, render_gland
+from SjogrenUSLib.phantom import render_gland
 from SjogrenUSLib.scoring import (GLAND_SITES, grade_gland, grading_notes, load_system, mucosa_score,
                                   reader_criteria, totals)
 
