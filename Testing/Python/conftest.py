@@ -37,7 +37,7 @@ def scene():
 @pytest.fixture(scope="session")
 def us_segmentation_trained(tmp_path_factory):
     """The ultrasound segmentation bundle trained once on a tiny phantom cohort (3 training patients, 10 epochs
-    of 64-pixel crops, validated once at the end; ~95-115 CPU-seconds): a ready-to-use bundle folder with
+    of 64-pixel crops, validated once at the end; 4.7 s on two idle cores): a ready-to-use bundle folder with
     models/model.pt, datalist.json and models/training.json. The epithelium is a band of 7-27 pixels in one
     image of five, so crops are centred on it 4 times as often as on the submucosa (background 2, parenchyma 2)
     and its pixels weigh 3 times in the loss; without this the fixture never learnt it (held-out Dice 0)."""
