@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import echogenicity, glands
-from .phantom import ECHOGENICITY, GLANDS, draw_acquisition, render_gland, render_mucosa
+from .phantom import ACQUISITION_MODES, ECHOGENICITY, GLANDS, draw_acquisition, render_gland, render_mucosa
 
 CALIBRATION_SEEDS = range(1000, 1024)
 HELD_OUT_SEED_BASE = 5000
@@ -64,10 +64,45 @@ def inhomogeneity_sample(seed: int, k: int, acquisition: str = "fixed"):
     return px, lab, truth
 
 
-def calibrate_inhomogeneity(seeds=CALIBRATION_SEEDS, per_seed: int = 2, acquisition: str = "fixed") -> float:
-    """The OMERACT 'mild inhomogeneity' cut of glands.inhomogeneity_index on these seeds."""
-    return _fit(inhomogeneity_sample, lambda px, lab, t: glands.inhomogeneity_index(px, lab, t["spacing_mm"]),
-                lambda t: t["inhomogeneity"] >= MILD_INHOMOGENEITY, seeds, per_seed, acquisition)
+def _inhomogeneity_samples(seeds, per_seed: int, acquisitions):
+    for acquisition in acquisitions:
+        for seed in seeds:
+            for k in range(per_seed):
+                yield inhomogeneity_sample(seed, k, acquisition)
+
+
+def calibrate_inhomogeneity(seeds=CALIBRATION_SEEDS, per_seed: int = 2, acquisitions=ACQUISITION_MODES) -> float:
+    """The OMERACT 'mild inhomogeneity' cut of glands.inhomogeneity_index on these seeds, at fixed and at
+    varied scanner settings together (one cut must hold for both)."""
+    values, positive = [], []
+    for px, lab, t in _inhomogeneity_samples(seeds, per_seed, acquisitions):
+        values.append(glands.inhomogeneity_index(px, lab, t["spacing_mm"]))
+        positive.append(t["inhomogeneity"] >= MILD_INHOMOGENEITY)
+    return best_threshold(values, positive)
+
+
+TEXTURE_SCALE_CANDIDATES_MM = (0.15, 0.2, 0.25, 0.3, 0.35, 0.4)
+
+
+def compare_texture_scales(seeds=CALIBRATION_SEEDS, per_seed: int = 2, acquisitions=ACQUISITION_MODES,
+                           candidates=TEXTURE_SCALE_CANDIDATES_MM) -> dict:
+    """How well glands.inhomogeneity_index separates normal from mild inhomogeneity on these seeds at each
+    candidate TEXTURE_SCALE_MM: accuracy at the best cut and the Fisher ratio of the log index (the shipped
+    scale is the candidate with the best accuracy, then the best Fisher ratio)."""
+    samples = list(_inhomogeneity_samples(seeds, per_seed, acquisitions))
+    positive = np.array([t["inhomogeneity"] >= MILD_INHOMOGENEITY for _, _, t in samples])
+    saved, out = glands.TEXTURE_SCALE_MM, {}
+    try:
+        for scale in candidates:
+            glands.TEXTURE_SCALE_MM = scale
+            v = np.array([glands.inhomogeneity_index(px, lab, t["spacing_mm"]) for px, lab, t in samples])
+            cut = best_threshold(v, positive)
+            lv = np.log(np.maximum(v, 1e-3))
+            fisher = (lv[positive].mean() - lv[~positive].mean()) ** 2 / (lv[positive].var() + lv[~positive].var())
+            out[scale] = {"accuracy": float(np.mean((v >= cut) == positive)), "fisher_log": float(fisher)}
+    finally:
+        glands.TEXTURE_SCALE_MM = saved
+    return out
 
 
 FOCUS_RATIO_CANDIDATES = (0.65, 0.7, 0.75, 0.8, 0.85)
@@ -118,12 +153,12 @@ def evaluate_acquisition(n_patients: int = 40, seed: int = HELD_OUT_SEED_BASE + 
     into the parenchyma): echogenicity accuracy (relative measure; the old grey-level rule beside it),
     Salaffi gland-grade weighted kappa against the Salaffi grade of the true foci, OMERACT grades against
     those of the true foci, coverage and inhomogeneity, the inhomogeneity cut's accuracy at fixed and
-    varied acquisition, the 0-18 AUROC against the pSS label, and leave-one-setting-out echogenicity (calibrate on images whose setting
-    lies in one half of its range, test on the other half, both ways)."""
+    varied acquisition, the 0-18 AUROC against the pSS label, and leave-one-setting-out echogenicity
+    (calibrate on images whose setting lies in one half of its range, test on the other half, both ways)."""
     from sklearn.metrics import cohen_kappa_score, roc_auc_score
 
     from .patient import analyse_image, patient_row
-    from .phantom import ACQUISITION_MODES, ACQUISITION_RANGES, SITES, draw_patient
+    from .phantom import ACQUISITION_RANGES, SITES, draw_patient
     from .scoring import grade_gland, load_system
 
     system, omeract = load_system("salaffi_0_4"), load_system("omeract_0_3")
@@ -206,4 +241,5 @@ if __name__ == "__main__":
     print(json.dumps({"echogenicity_MIN_SCORE_DB": calibrate_echogenicity(),
                       "omeract_mild_inhomogeneity": calibrate_inhomogeneity(),
                       "FOCUS_RATIO": calibrate_focus_ratio(),
+                      "inhomogeneity_texture_scales": compare_texture_scales(),
                       "held_out_varied": evaluate_acquisition()}, indent=1))

@@ -2,9 +2,11 @@
 the gland the areas cover; and the grade a scoring system gives them.
 
 Every feature is a ratio of grey levels of the same image (areas: darker than a fraction of the
-parenchyma median; inhomogeneity: a spread over the speckle's own spread), so that gain and dynamic
-range, which shift and scale the log-compressed grey levels, change them little (measured across
-the phantom's acquisition settings in SjogrenUSLib.calibration).
+parenchyma median; inhomogeneity: a spread beyond the one the image's own speckle gives, over the
+pixel spread), so that gain and dynamic range, which shift and scale the log-compressed grey levels,
+change them little, and speckle size and speckle reduction move the speckle floor the index is
+measured against rather than the index (measured across the phantom's acquisition settings in
+SjogrenUSLib.calibration).
 """
 
 from __future__ import annotations
@@ -23,7 +25,9 @@ from .scoring import grade_gland, grading_notes
 FOCUS_RATIO = 0.75
 SMOOTH_MM = 0.2
 MIN_DIAMETER_MM = 0.6
-TEXTURE_SCALE_MM = 0.6  # local-mean scale of the inhomogeneity index: larger than the speckle
+TEXTURE_SCALE_MM = 0.2  # local-mean scale (Gaussian sigma) of the inhomogeneity index; chosen on the calibration
+# seeds (0.15-0.4 mm compared: 0.2 separated them best, SjogrenUSLib.calibration.compare_texture_scales)
+TEXTURE_EDGE_MM = 1.2  # parenchyma this close to the gland's border is left out of the index
 COVERAGE_MM = 2.0  # a parenchyma point within this distance of a hypoechoic area counts as involved
 
 
@@ -81,12 +85,36 @@ def detect_foci(pixels: np.ndarray, labels: np.ndarray, spacing_mm) -> list[floa
     return sorted(float(d) for d in diam if d >= MIN_DIAMETER_MM)
 
 
+def _lag1_correlation(img, keep, axis: int) -> float:
+    """Correlation of neighbouring pixels along ``axis`` over the pixel pairs that both lie in ``keep``."""
+    both = keep & np.roll(keep, -1, axis=axis)
+    both[(slice(None),) * axis + (-1,)] = False
+    diff = (np.roll(img, -1, axis=axis) - img)[both]
+    return float(1.0 - np.mean(diff**2) / (2.0 * np.var(img[keep])))
+
+
+def speckle_floor(img, keep, scale_px) -> float:
+    """Variance of a Gaussian local mean (sigma ``scale_px`` rows, cols) of pure speckle, over the pixel
+    variance: the field is modelled as white noise smoothed by a Gaussian whose width each way follows from
+    the lag-1 correlation (rho = exp(-1 / (4 s^2))), so the floor is the product of s / sqrt(s^2 + scale^2).
+    Coarser speckle (a lower frequency) and speckle reduction (a smoothing) both raise it."""
+    floor = 1.0
+    for axis, scale in enumerate(scale_px):
+        rho = min(max(_lag1_correlation(img, keep, axis), 1e-3), 0.999)
+        s2 = -1.0 / (4.0 * np.log(rho))
+        floor *= np.sqrt(s2 / (s2 + scale**2))
+    return float(floor)
+
+
 def inhomogeneity_index(pixels, labels, spacing_mm, dark=None) -> float | None:
-    """Spread (SD) of the parenchyma's local mean grey level at TEXTURE_SCALE_MM, over the spread of its
-    pixels (interdecile range / 2.56, robust to the dark tail): hypoechoic areas and a 1 mm rim round
-    them are left out, so the index describes the tissue between the foci. Both spreads scale with the
-    grey levels per dB, so the ratio does not depend on dynamic range or gain; fully developed speckle
-    alone gives a floor set by the speckle size. None when less than 20 mm^2 of parenchyma is left."""
+    """Spread of the parenchyma's local mean grey level (Gaussian, TEXTURE_SCALE_MM) beyond what its speckle
+    alone gives, in units of the pixel spread: sqrt(max(var(local) / var(pixels) - speckle_floor, 0)).
+    Hypoechoic areas and a 1 mm rim round them are left out, so the index describes the tissue between the
+    foci. Variances of the same image scale together with the grey levels per dB (gain, dynamic range);
+    the floor comes from the image's own pixel correlation, so smoother speckle (speckle reduction, a lower
+    frequency) raises the floor instead of the index (the earlier index, the local-mean spread over the
+    pixel spread at 0.6 mm, read speckle-reduced normal glands as inhomogeneous). None when less than
+    20 mm^2 of parenchyma is left."""
     sy, sx = (float(s) for s in spacing_mm)
     if dark is None:
         dark, region, core = _dark_mask(pixels, labels, spacing_mm)
@@ -94,14 +122,15 @@ def inhomogeneity_index(pixels, labels, spacing_mm, dark=None) -> float | None:
         region = parenchyma_region(labels)
         core = (np.asarray(labels) == 3) & ndimage.binary_erosion(region, iterations=2)
     rim = ndimage.distance_transform_edt(~dark, sampling=(sy, sx)) <= 1.0
-    edge = ndimage.distance_transform_edt(region, sampling=(sy, sx)) > 2.0 * TEXTURE_SCALE_MM
+    edge = ndimage.distance_transform_edt(region, sampling=(sy, sx)) > TEXTURE_EDGE_MM
     keep = core & ~rim & edge
     if keep.sum() * sy * sx < 20.0:
         return None
     img = np.asarray(pixels, np.float64)
-    local = ndimage.gaussian_filter(img, (TEXTURE_SCALE_MM / sy, TEXTURE_SCALE_MM / sx))
-    q10, q90 = np.percentile(img[keep], [10, 90])
-    return float(np.std(local[keep]) / max((q90 - q10) / 2.563, 1e-9))
+    scale_px = (TEXTURE_SCALE_MM / sy, TEXTURE_SCALE_MM / sx)
+    local = ndimage.gaussian_filter(img, scale_px)
+    ratio = np.var(local[keep]) / max(float(np.var(img[keep])), 1e-12)
+    return float(np.sqrt(max(ratio - speckle_floor(img, keep, scale_px), 0.0)))
 
 
 def diffuse_coverage(dark, region, spacing_mm) -> float | None:

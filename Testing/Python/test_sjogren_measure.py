@@ -6,7 +6,9 @@ import pytest
 from SjogrenUSLib.measure import layer_thickness, line_length_mm
 from SjogrenUSLib.phantom import render_mucosa
 
-PARENCHYMA_DICE_FLOOR = 0.9  # the gland grade needs the parenchyma mask; measured 0.96-0.97 here
+PARENCHYMA_DICE_FLOOR = 0.9  # the gland grade needs the parenchyma mask
+EPITHELIUM_DICE_FLOOR = 0.8
+THICKNESS_ERROR_MM = 0.06
 
 
 @pytest.mark.parametrize("seed,thickness", [(1, 0.25), (2, 0.38), (3, 0.6), (4, 0.9)])
@@ -43,21 +45,19 @@ def test_absent_layer_is_unavailable():
     assert t.status == "unavailable" and "absent" in t.reason
 
 
-
-
 @pytest.fixture(scope="module")
 def held_out_segmentations(us_segmentation_trained):
-    """The tiny test bundle (trained on seed 11) on phantoms of other seeds: (predicted, truth, truth dict)
-    for two mucosa and two gland images."""
+    """The tiny test bundle (trained on the phantoms of seed 11) on phantoms of other seeds: (predicted, truth,
+    truth dict) for four mucosa images (thin to thick, both echogenicities) and two gland images."""
     from SjogrenUSLib.calibration import HELD_OUT_SEED_BASE
     from SjogrenUSLib.phantom import render_gland
     from SjogrenUSLib.segmentation import USSegmenter
 
     segmenter = USSegmenter(us_segmentation_trained)
-    images = [render_mucosa(HELD_OUT_SEED_BASE, 0.3, "homogeneous"),
-              render_mucosa(HELD_OUT_SEED_BASE + 1, 0.45, "heterogeneous_hyperechoic"),
-              render_gland(HELD_OUT_SEED_BASE + 2, "parotid_left", 2), render_gland(HELD_OUT_SEED_BASE + 3,
-                                                                                 "submandibular_right", 0)]
+    seed = HELD_OUT_SEED_BASE
+    images = [render_mucosa(seed, 0.3, "homogeneous"), render_mucosa(seed + 1, 0.45, "heterogeneous_hyperechoic"),
+              render_mucosa(seed + 4, 0.22, "heterogeneous_hyperechoic"), render_mucosa(seed + 5, 0.6, "homogeneous"),
+              render_gland(seed + 2, "parotid_left", 2), render_gland(seed + 3, "submandibular_right", 0)]
     return [(segmenter.predict(px), np.where(lab == 4, 3, lab), t) for px, lab, t in images]
 
 
@@ -72,15 +72,13 @@ def test_trained_segmenter_parenchyma_on_held_out_phantoms(held_out_segmentation
     assert min(dice) >= PARENCHYMA_DICE_FLOOR
 
 
-@pytest.mark.xfail(strict=True, reason="the seconds-long test bundle (4 patients, 4 epochs) does not learn the thin "
-                   "epithelium: Dice 0.0 on held-out phantoms (16 epochs: 0.06 and 0.32); the demo recipe "
-                   "(20 patients, 12 epochs) reaches 0.92 (bundle README). Strict: passes once the fixture learns it")
 def test_trained_segmenter_epithelium_on_held_out_phantoms(held_out_segmentations):
-    """The epithelium drives thickness and echogenicity: Dice >= 0.7 and thickness from the predicted
-    mask within 0.06 mm of the truth on held-out phantoms."""
+    """The epithelium drives thickness and echogenicity: on held-out mucosa phantoms 0.22-0.6 mm thick
+    (7-20 pixels), Dice >= EPITHELIUM_DICE_FLOOR and the median thickness of the predicted layer within
+    THICKNESS_ERROR_MM (two pixels) of the truth."""
     mucosa = [(p, t, truth) for p, t, truth in held_out_segmentations if truth["site"] == "mucosa"]
     dice = [_dice(p, t, 1) for p, t, _ in mucosa]
-    print(f"epithelium Dice {np.round(dice, 3)}")
-    assert min(dice) >= 0.7
-    for p, _, truth in mucosa:
-        assert abs(layer_thickness(p, truth["spacing_mm"]).median_mm - truth["thickness_mm"]) <= 0.06
+    error = [layer_thickness(p, truth["spacing_mm"]).median_mm - truth["thickness_mm"] for p, _, truth in mucosa]
+    print(f"epithelium Dice {np.round(dice, 3)}, thickness error (mm) {np.round(error, 3)}")
+    assert min(dice) >= EPITHELIUM_DICE_FLOOR
+    assert max(np.abs(error)) <= THICKNESS_ERROR_MM

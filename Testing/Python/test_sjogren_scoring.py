@@ -85,14 +85,39 @@ def test_one_large_focal_area_is_omeract_2_and_diffuse_foci_are_3():
 
 
 def test_inhomogeneity_index_separates_known_inhomogeneity_on_held_out_seeds():
+    """The OMERACT grade 0/1 boundary: normal vs mildly inhomogeneous parenchyma, cut fitted on seeds
+    1000-1023, right in >= 90% of 12 held-out glands at fixed settings and >= 85% of 24 with varied gain,
+    dynamic range, frequency, speckle reduction and spacing (measured 22/24 on these seeds; the earlier
+    index, spread over the pixel spread at 0.6 mm, got 16/24: speckle reduction read as inhomogeneity)."""
     mild = next(c["min"] for r in load_system("omeract_0_3")["rules"] for c in r.get("all", [])
                 if c.get("measure") == "inhomogeneity")
-    right = []
-    for k in range(12):
-        px, lab, t = calibration.inhomogeneity_sample(HELD_OUT + k, k)
-        index = glands.inhomogeneity_index(px, lab, t["spacing_mm"])
-        right.append((index >= mild) == (t["inhomogeneity"] >= calibration.MILD_INHOMOGENEITY))
-    assert np.mean(right) >= 0.9
+    for acquisition, n, floor in (("fixed", 12, 0.9), ("varied", 24, 0.85)):
+        right = []
+        for k in range(n):
+            px, lab, t = calibration.inhomogeneity_sample(HELD_OUT + k, k, acquisition)
+            index = glands.inhomogeneity_index(px, lab, t["spacing_mm"])
+            right.append((index >= mild) == (t["inhomogeneity"] >= calibration.MILD_INHOMOGENEITY))
+        assert np.mean(right) >= floor, acquisition
+
+
+def test_inhomogeneity_speckle_floor_follows_speckle_reduction():
+    """Speckle smoothed further (speckle reduction) has a higher floor, and pure speckle reads ~0 either way;
+    a coarser texture of half the speckle's spread reads > 0.2 with or without the smoothing."""
+    from scipy import ndimage
+
+    rng = np.random.default_rng(0)
+    labels = np.zeros((200, 200), np.uint8)
+    labels[1:-1, 20:-1] = 3
+    keep = labels == 3
+    speckle = ndimage.gaussian_filter(rng.standard_normal((200, 200)), 1.0)
+    smoother = ndimage.gaussian_filter(speckle, 1.0)
+    texture = ndimage.gaussian_filter(rng.standard_normal((200, 200)), 4.0)
+    assert glands.speckle_floor(smoother, keep, (2.0, 2.0)) > 1.5 * glands.speckle_floor(speckle, keep, (2.0, 2.0))
+    for img in (speckle, smoother):
+        img = img / img.std()
+        assert glands.inhomogeneity_index(100 + 20 * img, labels, (0.1, 0.1)) < 0.05
+        textured = img + 0.5 * texture / texture.std()
+        assert glands.inhomogeneity_index(100 + 20 * textured, labels, (0.1, 0.1)) > 0.2
 
 
 def test_echogenicity_across_scanner_settings_on_held_out_seeds():
