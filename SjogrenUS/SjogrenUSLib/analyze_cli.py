@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from RheumImagingLib.anatomy import GLAND_SITES
 from RheumImagingLib.errors import InputError
 from RheumImagingLib.stats import bootstrap, cutoffs, flow, groups, paired, report, roc
 from RheumImagingLib.stats.table import add_bootstrap_options, read_scores
-
-from .scoring import GLAND_SITES
 
 COLUMNS = ("patient_id", "label", "gland_score", "mucosa_score", "thickness_mm")
 OUTPUTS = ("report.json", "report.html", "roc.png", "thickness_roc.png")

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import vtk
 
+from RheumImagingLib.anatomy import GLAND_SITES
 from RheumImagingLib.errors import InputError
 from RheumImagingLib.geometry import control_points_ras, pixel_to_ras, set_control_points_ras
 from RheumImagingLib.results import render_table, store_model, stored_model
@@ -27,7 +28,7 @@ from . import results as model
 from .measure import line_length_mm
 from .patient import analyse_image
 from .results import COLUMNS, SITES, TOTAL_ROWS, UNAVAILABLE, PatientResult  # noqa: F401 (COLUMNS re-exported)
-from .scoring import DEFAULT_SYSTEM, GLAND_SITES, load_system
+from .scoring import DEFAULT_SYSTEM, load_system
 
 #: label value -> (segment name, colour); the segmenter's labels (segmentation.LABELS).
 SEGMENTS = {1: ("epithelium", (0.95, 0.75, 0.2)), 2: ("submucosa", (0.3, 0.6, 1.0)),

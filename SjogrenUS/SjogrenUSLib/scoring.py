@@ -20,13 +20,13 @@ from pathlib import Path
 
 import numpy as np
 
+from RheumImagingLib.anatomy import GLAND_SITES
 from RheumImagingLib.errors import InputError
 
 SYSTEMS_DIR = Path(__file__).with_name("scoring_systems")
 DEFAULT_SYSTEM = "salaffi_0_4"
 #: names used by earlier versions (saved scenes and scripts keep working)
 RENAMED = {"hocevar_0_4": "salaffi_0_4"}
-GLAND_SITES = ("parotid_left", "parotid_right", "submandibular_left", "submandibular_right")
 
 
 def load_system(name_or_path: str | Path = DEFAULT_SYSTEM) -> dict:

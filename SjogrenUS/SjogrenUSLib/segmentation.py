@@ -27,8 +27,8 @@ from . import quality
 #: The extension's copy of the bundle (the default for the module and the CLI).
 BUNDLE_DIR = default_bundle_root() / "sjogren_us_segmentation"
 
-#: Output label values of the network (0 is background).
-LABELS = {1: "epithelium", 2: "submucosa", 3: "parenchyma"}
+#: Output label values of the network (0 is background); a focus (4) is drawn by readers, not predicted.
+LABELS = {value: US_LABELS[value] for value in (1, 2, 3)}
 
 #: Image columns of a cohort.csv (contract B); each may have a ``<site>_annotation`` beside it.
 IMAGE_COLUMNS = tuple(image_column(site) for site in SITES)

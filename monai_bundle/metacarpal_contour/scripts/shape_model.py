@@ -22,7 +22,7 @@ import json
 
 import numpy as np
 
-BONES = ("MC2", "MC3", "MC4")
+from .geometry import BONES
 LAYOUT = "layout"
 VARIANCE_KEPT = 0.95
 PERCENTILE = 95.0
