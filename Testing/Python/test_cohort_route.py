@@ -18,7 +18,9 @@ from RheumImagingLib.annotations import ImageGeometry, read_curves, read_masks
 from RheumImagingLib.imageio import load_volume, read_image
 from RheumImagingLib.training_cohort import add_hand, add_ultrasound
 from conftest import REPO
-from test_training_cohort import _paint, _ras, _slicer_segmentation
+from test_training_cohort import _curve_nodes, _paint, _ras, _slicer_segmentation
+
+pytestmark = pytest.mark.slow  # each trains networks (one epoch)
 
 RA_TINY = {"metacarpal_contour": {"stage1#max_epochs": 1, "stage2#max_epochs": 1},
            "ra_bone_texture": {"patch_size": 32, "max_epochs": 1, "val_interval": 1, "batch_size": 8}}
@@ -33,21 +35,10 @@ def _rows(path):
 def _tiny_source(root, bundles: dict) -> None:
     """Copies of the extension's bundles (no weights), each with a ``configs/tiny.json`` override config."""
     for name, overrides in bundles.items():
-        shutil.copytree(REPO / "monai_bundle" / name, root / name, ignore=shutil.ignore_patterns("*.pt", "*.onnx",
-                                                                                                "__pycache__"))
+        ignore = shutil.ignore_patterns("*.pt", "*.onnx", "__pycache__")
+        shutil.copytree(REPO / "monai_bundle" / name, root / name, ignore=ignore)
         demo = json.loads((root / name / "configs" / "demo.json").read_text())
         (root / name / "configs" / "tiny.json").write_text(json.dumps({**demo, **overrides}))
-
-
-def _curve_nodes(scene, volume, curves: dict) -> dict:
-    """One closed-curve node per bone, its control points at the curve's pixels on ``volume``."""
-    nodes = {}
-    for bone, xy in curves.items():
-        node = scene.AddNewNodeByClass("vtkMRMLMarkupsClosedCurveNode", bone)
-        for point in xy:
-            node.AddControlPoint(*_ras(volume, point))
-        nodes[bone] = node
-    return nodes
 
 
 def test_a_hand_cohort_built_in_slicer_trains_and_scores(tmp_path, scene):
