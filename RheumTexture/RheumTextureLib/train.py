@@ -55,9 +55,11 @@ def train_bundles(cohort_csv, out_dir, config: str | None = "demo", source=None,
     out_dir.mkdir(parents=True, exist_ok=True)
     with log_file(out_dir / "training.log"):
         _log_trunk(pretrained_trunk, config)
+        # the texture folds' datalist first: a cohort too small for 5 folds is refused before any training
+        datalist = build_datalist(cohort_csv, out_dir / "texture_datalist.json", seed=seed,
+                                  prepared_dir=out_dir / PREPARED)
         train_contour_bundle(source / CONTOUR_BUNDLE, cohort_csv, out_dir / CONTOUR_BUNDLE, config=config,
                              progress=progress, prepared_dir=out_dir / PREPARED)
-        datalist = build_datalist(cohort_csv, out_dir / "texture_datalist.json", seed=seed)
         texture = train_folds(source / TEXTURE_BUNDLE, datalist, out_dir / TEXTURE_BUNDLE, config=config,
                               overrides=overrides, progress=progress)
         write_training_list(texture, cohort_csv)

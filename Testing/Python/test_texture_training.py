@@ -111,3 +111,15 @@ def test_score_marks_the_radiographs_the_bundle_was_trained_on(texture_bundle_tr
     assert flags == {str(seen): "yes", **{str(p): "no" for p in new}}
     with open(out) as f:
         assert "in_training" in next(csv.reader(f))
+
+
+def test_a_cohort_too_small_for_five_folds_is_refused_before_any_training(tmp_path, capsys):
+    """The texture folds need 5 annotated patients per label; finding that out after the contour bundle has trained
+    (minutes to hours) would waste the user's time."""
+    from RheumTextureLib.cli import main
+    from RheumTextureLib.phantom import generate_cohort
+
+    cohort = generate_cohort(tmp_path / "cohort", 4, 5, size=(128, 104), legacy_png=False)
+    assert main(["train", "--cohort", str(cohort), "--out", str(tmp_path / "out")]) == 2
+    assert "needs at least 5 annotated patients of each label" in capsys.readouterr().err
+    assert not (tmp_path / "out" / "metacarpal_contour").exists()

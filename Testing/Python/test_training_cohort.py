@@ -49,6 +49,17 @@ def _ras(volume, xy):
     return np.array(matrix.MultiplyPoint((float(xy[0]), float(xy[1]), 0.0, 1.0))[:3])
 
 
+def _curve_nodes(scene, volume, curves: dict) -> dict:
+    """One closed-curve node per bone, its control points at the curve's pixels (col, row) on ``volume``."""
+    nodes = {}
+    for bone, xy in curves.items():
+        node = scene.AddNewNodeByClass("vtkMRMLMarkupsClosedCurveNode", bone)
+        for point in xy:
+            node.AddControlPoint(*_ras(volume, point))
+        nodes[bone] = node
+    return nodes
+
+
 def _slicer_curves(scene, path):
     """The curves of a markups file as Slicer's markups reader loads them (one node per markup)."""
     import slicer
@@ -125,12 +136,7 @@ def test_a_volume_without_a_file_is_written_with_the_users_spacing(hand_phantoms
     truth = read_curves(hand_phantoms / "HC0001.mrk.json", ImageGeometry.of_image(image))
     volume = volume_from_array(scene, image.pixels, None, "screenshot")  # no file, no calibration
     volume.SetSpacing(0.3, 0.3, 1.0)  # the user sets the spacing in the Volumes module
-    curves = {}
-    for bone, xy in truth.items():
-        node = scene.AddNewNodeByClass("vtkMRMLMarkupsClosedCurveNode", bone)
-        for point in xy:
-            node.AddControlPoint(*_ras(volume, point))
-        curves[bone] = node
+    curves = _curve_nodes(scene, volume, truth)
     cohort = tmp_path / "c"
     row = add_hand(cohort, volume_node=volume, curves=curves, patient_id="HC0001", label=1)
     assert row["image"] == "images/HC0001.nrrd" and row["pixel_spacing_mm"] == "0.3"
