@@ -16,7 +16,6 @@ import torch
 import torch.nn.functional as F
 
 from RheumImagingLib.bundle import bundle_imports
-from RheumImagingLib.errors import InputError
 from conftest import REPO
 
 BUNDLE = REPO / "monai_bundle" / "ra_bone_texture"
@@ -143,18 +142,18 @@ def test_files_that_are_not_torchvision_resnet18_are_clear_errors(deepten, tmp_p
     net = deepten.DeepTEN()
     medicalnet = tmp_path / "monai_resnet18.pth"  # MONAI's default layout: biased downsample convolutions
     torch.save(resnet18(spatial_dims=2, n_input_channels=3).state_dict(), medicalnet)
-    with pytest.raises(InputError, match="monai_resnet18.pth.*unexpected.*downsample.0.bias"):
+    with pytest.raises(deepten.BundleInputError, match="monai_resnet18.pth.*unexpected.*downsample.0.bias"):
         deepten.load_imagenet_trunk(net, str(medicalnet))
     resnet34ish = tmp_path / "wide.pth"
     state = torchvision_resnet18_state()
     state["layer1.0.conv1.weight"] = torch.zeros(64, 64, 5, 5)
     torch.save(state, resnet34ish)
-    with pytest.raises(InputError, match="wrong shape.*layer1.0.conv1.weight"):
+    with pytest.raises(deepten.BundleInputError, match="wrong shape.*layer1.0.conv1.weight"):
         deepten.load_imagenet_trunk(net, str(resnet34ish))
-    with pytest.raises(InputError, match="not found"):
+    with pytest.raises(deepten.BundleInputError, match="not found"):
         deepten.load_imagenet_trunk(net, str(tmp_path / "missing.pth"))
     (tmp_path / "text.pth").write_text("hello")
-    with pytest.raises(InputError, match="text.pth"):
+    with pytest.raises(deepten.BundleInputError, match="text.pth"):
         deepten.load_imagenet_trunk(net, str(tmp_path / "text.pth"))
 
 
@@ -167,5 +166,5 @@ def test_a_file_whose_sha256_does_not_match_its_name_is_refused(deepten, tmp_pat
     (tmp_path / "x.pth").rename(good)
     bad.write_bytes(good.read_bytes()[:-1] + b"\0")
     deepten.load_imagenet_trunk(deepten.DeepTEN(), str(good))
-    with pytest.raises(InputError, match="resnet18-f37072fd.pth: sha256 .* does not start with f37072fd"):
+    with pytest.raises(deepten.BundleInputError, match="resnet18-f37072fd.pth: sha256 .* does not start with f37072fd"):
         deepten.load_imagenet_trunk(deepten.DeepTEN(), str(bad))

@@ -52,7 +52,8 @@ def test_modules_import_without_the_packages_slicer_lacks():
     import subprocess
     import sys
 
-    code = ("import sys, RheumTextureLib.logic, SjogrenUSLib.logic, SjogrenUSLib.corrections, "
+    code = ("import sys, RheumTextureLib.logic, RheumTextureLib.panel, SjogrenUSLib.logic, SjogrenUSLib.panel, "
+            "SjogrenUSLib.scoring, RheumImagingLib.background, RheumImagingLib.results, "
             "RheumImagingLib.widget_support, RheumImagingLib.dependencies; "
             "print(sorted(m for m in ('torch', 'monai', 'onnxruntime', 'sklearn', 'statsmodels', 'ignite', 'skimage') "
             "if m in sys.modules))")

@@ -27,7 +27,7 @@ class _RecordingScorer:
         self.spacings.append(spacing_mm)
         orientation = type("Orientation", (), {"describe": lambda self: "as is"})()
         return {"scores": {b: {"score": 0.5, "fold_probabilities": [0.5] * N_FOLDS} for b in BONES},
-                "qc": [], "orientation": orientation}
+                "qc": [], "bone_qc": {b: [] for b in BONES}, "orientation": orientation}
 
 
 def _rows(path):
