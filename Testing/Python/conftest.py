@@ -68,7 +68,7 @@ def texture_datalist(tmp_path_factory):
     from RheumTextureLib.datalist import build_datalist
 
     root = tmp_path_factory.mktemp("texture_data")
-    assert main(["phantom", str(root / "phantoms"), "--patients", "10", "--seed", "21"]) == 0
+    assert main(["phantom", str(root / "phantoms"), "--patients", "10", "--seed", "21", "--legacy-png"]) == 0
     return build_datalist(root / "phantoms" / "cohort.csv", root / "datalist.json")
 
 

@@ -127,35 +127,32 @@ def test_bundle_alone_trains_infers_and_names_missing_weights(tmp_path):
 def test_declared_pipeline_reads_png_rows_first_and_is_the_extensions(contour_bundle_trained, tmp_path):
     """inference.json as declared, on held-out PNGs (seed 41; the fixture trained on seed 31 DICOMs): its loader
     gives the decoded image with rows as rows, its contours are the extension's to the hundredth of a pixel, and
-    they overlap the phantom truth (a transposed or inverted read finds no bones or the wrong ones)."""
+    they are where the extension puts them on the same hand's DICOM (a transposed or inverted read lands tens of
+    pixels away). The tiny fixture's accuracy against truth is not asserted (it is weak by design; the demo
+    config's held-out Dice is in the bundle's docs/README.md)."""
     from RheumImagingLib.imageio import read_image
     from RheumTextureLib.contour import MetacarpalContourer
     from RheumTextureLib.phantom import generate_cohort
 
-    cohort = generate_cohort(tmp_path / "held_out", 2, seed=41, size=(400, 320), legacy_png=True)
+    cohort = generate_cohort(tmp_path / "held_out", 2, seed=41, legacy_png=True)  # the training size
     images = cohort.parent / "images"
     pngs = sorted(images.glob("*.png"))
     bundle = Bundle(contour_bundle_trained, "inference", {"dataset_dir": str(images),
                                                           "output_dir": str(tmp_path / "out")})
     loaded = bundle.get("preprocessing")({"image": str(pngs[0])})["image_full"]
     decoded = read_image(pngs[0]).pixels
-    assert loaded.shape == (1, *decoded.shape) == (1, 400, 320)
+    assert loaded.shape == (1, *decoded.shape) == (1, 512, 416)
     bundle.run()
     contourer = MetacarpalContourer(contour_bundle_trained, runtime="torch")
-    with bundle_imports(BUNDLE):
-        from scripts.geometry import polygon_mask
-        from scripts.spline import sample_closed_spline
-    dices = []
     for png in pngs:
         written = json.loads((tmp_path / "out" / f"{png.stem}_contours.json").read_text())
-        truth = json.loads(png.with_suffix(".json").read_text())["bones"]
         ours = contourer.predict(read_image(png).pixels)
+        from_dicom = contourer.predict(read_image(png.with_suffix(".dcm")).pixels)
         for bone, info in written.items():
             points = np.asarray(info["control_points"])
             assert points == pytest.approx(ours[bone]["control_points"], abs=0.006)
-            mask = polygon_mask(sample_closed_spline(points), decoded.shape)
-            dices.append(_dice(mask, polygon_mask(truth[bone]["contour"], decoded.shape)))
-    assert np.mean(dices) > 0.5, dices
+            offset = np.linalg.norm(points - from_dicom[bone]["control_points"], axis=1).mean()
+            assert offset < 2.0, (png.name, bone, offset)  # the 8-bit PNG twin moves points by a pixel at most
 
 
 def test_network_input_is_identical_at_training_and_scoring(contour_bundle_trained, tmp_path):
