@@ -182,7 +182,6 @@ def test_info_lists_the_ultrasound_model_with_its_labels(server):
     assert "sjogren_us_segmentation" in info["trainers"]
 
 
-@pytest.mark.xfail(strict=True, reason="fixed on branch rac")
 def test_info_serves_metacarpal_contour(contour_server):
     _, info, _ = contour_server
     assert info["models"]["metacarpal_contour"]["labels"] == {"mc2": 1, "mc3": 2, "mc4": 3}
@@ -214,7 +213,6 @@ def test_infer_ultrasound_label_map_on_the_image_grid(server, phantom_studies, u
     assert result["label_names"] == {"epithelium": 1, "submucosa": 2, "parenchyma": 3}
 
 
-@pytest.mark.xfail(strict=True, reason="fixed on branch rac")
 def test_infer_metacarpal_contours_label_map_and_control_points(contour_server, phantom_studies):
     running, _, _ = contour_server
     result, label, header = running.infer("metacarpal_contour", "hand")
