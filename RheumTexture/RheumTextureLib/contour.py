@@ -191,8 +191,7 @@ def train_contour_bundle(bundle_dir, cohort_csv, out_dir, config: str | None = "
             shutil.rmtree(out_dir)
         raise
     for stage, name in ((1, "localiser"), (2, "Curve-GCN")):
-        Bundle(out_dir, "train", {"stage": stage}).train(f"contour {name} (stage {stage}/2)", progress,
-                                                         trainer="trainer")
+        Bundle(out_dir, "train", {"stage": stage}).train(f"contour {name} (stage {stage}/2)", progress)
     trained_images = json.loads(datalist.read_text())["training"]
     write_shape_model(out_dir, (np.load(out_dir / item["image"]) for item in trained_images))
     record_training(out_dir, started, source=Path(bundle_dir).resolve(), config=config, overrides=overrides or {},

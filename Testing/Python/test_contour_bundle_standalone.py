@@ -173,7 +173,7 @@ def test_network_input_is_identical_at_training_and_scoring(contour_bundle_train
         prepared, _ = prepare_image(source, tmp_path / "prepared")
         item = {"image": str(prepared), "contours": {b: t["contour"] for b, t in truth.items()}}
         train = Bundle(contour_bundle_trained, "train", {"datalist": [item]})
-        localiser_input = train.get("stage1#dataset")[0]["image"]
+        localiser_input = train.get("train#dataset")[0]["image"]
         crop_source = Compose(train.get("loader") + [train.get("scaling")])(dict(item))["image"]  # stage 2, uncut
         at_scoring = contourer.network_input(read_image(source).pixels)
         assert torch.equal(torch.as_tensor(np.asarray(localiser_input)), at_scoring["image"]), source.name

@@ -44,31 +44,9 @@ ZOO_HASH_TYPES = ("md5", "sha1", "sha256", "sha512")  # ci/utils.py SUPPORTED_HA
 # "TorchScript" (CONTRIBUTING.md: "If your bundle does not support TorchScript, please mention it in docs/README.md").
 NETWORK_NAMES = {"curvegcn_def": "Curve-GCN"}
 
-# Checks that fail on this branch only because the bundle owners' fixes are on their own branches (issue 14,
-# Deliver 1-3); the coordinator removes these marks after merging rac, rat and us.
-PENDING = {
-    ("metacarpal_contour", "model_pt"): "rac",
-    ("metacarpal_contour", "large_files"): "rac",
-    ("metacarpal_contour", "train_keys"): "rac",
-    ("metacarpal_contour", "torchscript"): "rac",
-    ("metacarpal_contour", "code_format"): "rac",
-    ("ra_bone_texture", "model_pt"): "rat",
-    ("ra_bone_texture", "inference_keys"): "rat",
-    ("ra_bone_texture", "train_keys"): "rat",
-    ("ra_bone_texture", "code_format"): "rat",
-    ("sjogren_us_segmentation", "large_files"): "us",
-    ("sjogren_us_segmentation", "train_keys"): "us",
-}
-
-
 def cases(check: str):
-    """The bundles as parameters, with a strict xfail where an owner's pending fix makes the check pass."""
-    out = []
-    for name in BUNDLES:
-        owner = PENDING.get((name, check))
-        marks = [pytest.mark.xfail(strict=True, reason=f"fixed on branch {owner}")] if owner else []
-        out.append(pytest.param(name, marks=marks, id=name))
-    return out
+    """The bundles as parameters (``check`` names the zoo check, for the test ids' readers)."""
+    return [pytest.param(name, id=name) for name in BUNDLES]
 
 
 def _json(path: Path) -> dict:

@@ -26,8 +26,9 @@ logger = logging.getLogger(__name__)
 
 class SegmentationTrain(BundleTrainTask):
     """sjogren_us_segmentation: the bundle's train.json on the datastore's image/label pairs as they are (its loader
-    reads NRRD/NIfTI/PNG). The request's epochs also set the config's own ``max_epochs``, which its validation
-    interval (``min(val_interval, max_epochs)``) reads, so that a short round validates and saves its weights."""
+    reads NRRD/NIfTI/PNG). The request's epochs also set the config's own ``max_epochs`` (the trainer's, and what
+    the config derives from it); a round shorter than ``val_interval`` is validated after its last epoch by the
+    config's ``run``, so it still saves its weights."""
 
     def _update_overrides(self, overrides):
         if "max_epochs" in self.bundle_config.config:

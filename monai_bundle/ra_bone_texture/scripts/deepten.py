@@ -16,9 +16,8 @@ import re
 
 import torch
 from monai.networks.nets import ResNet
-from torch import nn
-
 from scripts.checkpoints import BundleInputError, sha256_of
+from torch import nn
 
 
 class Encoding(nn.Module):

@@ -8,9 +8,8 @@ import os
 from typing import Callable, Sequence
 
 import torch
-from torch import nn
-
 from scripts.checkpoints import load_checkpoint
+from torch import nn
 
 
 class FoldEnsemble(nn.Module):
