@@ -23,6 +23,7 @@ import json
 import numpy as np
 
 from .geometry import BONES
+
 LAYOUT = "layout"
 VARIANCE_KEPT = 0.95
 PERCENTILE = 95.0
