@@ -88,15 +88,15 @@ class ImageGeometry:
 
     def pixel_to_ras(self, xy) -> np.ndarray:
         """(N, 2) pixel (col, row) -> (N, 3) RAS in mm."""
-        xy = np.asarray(xy, dtype=np.float64).reshape(-1, 2)
-        row_mm, col_mm = self.spacing_mm
-        return np.column_stack([-xy[:, 0] * col_mm, -xy[:, 1] * row_mm, np.zeros(len(xy))])
+        from .geometry import pixels_through
+
+        return pixels_through(self.ijk_to_ras(), xy)
 
     def ras_to_pixel(self, ras) -> np.ndarray:
         """(N, 3) RAS in mm -> (N, 2) pixel (col, row)."""
-        ras = np.asarray(ras, dtype=np.float64).reshape(-1, 3)
-        row_mm, col_mm = self.spacing_mm
-        return np.column_stack([-ras[:, 0] / col_mm, -ras[:, 1] / row_mm])
+        from .geometry import ras_through
+
+        return ras_through(self.ijk_to_ras(), ras)
 
 
 def measuring_spacing(image, pixel_spacing_mm: float | None = None) -> tuple[tuple[float, float] | None, str]:
