@@ -2,15 +2,19 @@
 
 Why: on CPU, ONNX Runtime ran the networks 1.5-2x faster than eager PyTorch and faster than a
 frozen TorchScript module, with the same outputs to 1e-6 (``make bench``, docs/benchmarks.md).
-Each network is exported once per weights file (the key is the checkpoint's sha256) into a
-cache folder and reused by later runs. Without onnxruntime, when an export fails, or on a GPU
-device, the eager network runs and a log line says so; results are the same either way.
+A bundle trained by this version carries its ONNX graphs: the trainer calls :func:`store` when training
+ends, which writes ``models/<weights>.onnx`` beside each checkpoint with a record of the checkpoint's sha256,
+and scoring uses that file as it is. A bundle without them (trained before, or weights downloaded alone) is
+exported once per weights file (the key is the checkpoint's sha256) into a cache folder reused by later runs.
+Without onnxruntime, when an export fails, or on a GPU device, the eager network runs and a log line says so;
+results are the same either way.
 """
 
 from __future__ import annotations
 
 import hashlib
 import io
+import json
 import logging
 import os
 import warnings
@@ -53,11 +57,52 @@ def _onnxruntime():
     return onnxruntime
 
 
-def prepare(network, input_shape, *, key: str, label: str, runtime: str = "auto", device="cpu"):
+def stored_path(checkpoint) -> Path:
+    """Where a trained bundle keeps the ONNX graph of the weights file ``checkpoint``: beside it, ``.onnx``."""
+    return Path(checkpoint).with_suffix(".onnx")
+
+
+def _record_path(onnx_path: Path) -> Path:
+    return onnx_path.with_name(onnx_path.name + ".json")
+
+
+def _record(network, input_shape: tuple, key: str) -> dict:
+    return {"key": key, "network": type(network).__qualname__, "input_shape": list(input_shape), "opset": OPSET}
+
+
+def store(network, input_shape, *, key: str, path) -> Path:
+    """Export ``network`` (weights loaded) to the ONNX file ``path`` with a record (``<path>.json``) of ``key``
+    (the checkpoint's sha256) and the input shape; :func:`prepare` given ``stored=path`` then runs it as it is.
+    Written to a temporary name first, so an interrupted export leaves no file that looks complete."""
+    path = Path(path)
+    model = _export(network.eval(), tuple(input_shape))
+    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
+    partial.write_bytes(model)
+    os.replace(partial, path)
+    _record_path(path).write_text(json.dumps(_record(network, tuple(input_shape), key), indent=1) + "\n")
+    return path
+
+
+def _stored_model(network, input_shape: tuple, key: str, stored) -> Path | None:
+    """``stored`` when its record says it holds these weights at this input shape, else None (exported again)."""
+    if stored is None or not Path(stored).is_file():
+        return None
+    try:
+        record = json.loads(_record_path(Path(stored)).read_text())
+    except (OSError, ValueError):
+        return None
+    if record != _record(network, input_shape, key):
+        log.info("%s is not the ONNX graph of these weights (retrained?); exporting them", stored)
+        return None
+    return Path(stored)
+
+
+def prepare(network, input_shape, *, key: str, label: str, runtime: str = "auto", device="cpu", stored=None):
     """The module to call for ``network`` (weights loaded, eval mode).
 
     ``input_shape`` is one input without the batch dimension (the batch size may vary);
-    ``key`` identifies the weights (a checkpoint sha256); ``label`` names the network in logs.
+    ``key`` identifies the weights (a checkpoint sha256); ``label`` names the network in logs;
+    ``stored``: the bundle's ONNX file for these weights (:func:`stored_path`), used when its record matches.
     ``runtime``: "auto" (ONNX Runtime if it can be used, else eager), "onnxruntime" (required)
     or "torch" (eager).
     """
@@ -73,7 +118,9 @@ def prepare(network, input_shape, *, key: str, label: str, runtime: str = "auto"
         from .onnx_network import OnnxRuntimeNetwork
 
         try:
-            return OnnxRuntimeNetwork(_session(ort, network, tuple(input_shape), key), tuple(input_shape), label)
+            session = _session(ort, network, tuple(input_shape), key, _stored_model(network, tuple(input_shape),
+                                                                                     key, stored))
+            return OnnxRuntimeNetwork(session, tuple(input_shape), label)
         except Exception as exc:  # an export the exporter cannot handle must not stop scoring
             reason = f"ONNX export failed ({exc.__class__.__name__}: {str(exc).splitlines()[0] if str(exc) else ''})"
     if runtime == "onnxruntime":
@@ -82,13 +129,7 @@ def prepare(network, input_shape, *, key: str, label: str, runtime: str = "auto"
     return network
 
 
-def _session(ort, network, input_shape: tuple, key: str):
-    """An ONNX Runtime session for ``network``, from the cache when this key was exported before."""
-    import torch
-
-    digest = hashlib.sha256(f"{key}|{type(network).__qualname__}|{input_shape}|{torch.__version__}|{OPSET}"
-                            .encode()).hexdigest()[:32]
-    path = cache_dir() / "onnx" / f"{digest}.onnx"
+def _session_options(ort):
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.log_severity_level = 3
@@ -96,7 +137,24 @@ def _session(ort, network, input_shape: tuple, key: str):
     # own threads between sliding windows) took the cores from the running one: 1.4x slower per hand.
     # ONNX Runtime's process-wide pool spins too and was slower still for the ultrasound network.
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    providers = ["CPUExecutionProvider"]
+    return options
+
+
+def _session(ort, network, input_shape: tuple, key: str, stored: Path | None = None):
+    """An ONNX Runtime session for ``network``: the bundle's stored graph, else the cache's when this key was
+    exported before, else a fresh export (cached)."""
+    import torch
+
+    options, providers = _session_options(ort), ["CPUExecutionProvider"]
+    if stored is not None:
+        try:
+            return ort.InferenceSession(str(stored), options, providers=providers)
+        except Exception as exc:  # a damaged file: export as for a bundle without one
+            log.warning("ignoring unreadable ONNX model %s (%s)", stored, exc)
+
+    digest = hashlib.sha256(f"{key}|{type(network).__qualname__}|{input_shape}|{torch.__version__}|{OPSET}"
+                            .encode()).hexdigest()[:32]
+    path = cache_dir() / "onnx" / f"{digest}.onnx"
     if path.is_file():
         try:
             return ort.InferenceSession(str(path), options, providers=providers)

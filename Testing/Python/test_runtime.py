@@ -110,6 +110,32 @@ def test_export_is_cached_per_key_and_outputs_match(tmp_path, monkeypatch):
         fast(torch.rand(1, 1, 32, 32))
 
 
+def test_stored_graph_is_used_as_it_is_only_for_its_own_weights(tmp_path, monkeypatch, caplog):
+    monkeypatch.setenv("RHEUM_IMAGING_CACHE", str(tmp_path / "cache"))
+    net, x = _tiny_network(), torch.rand(2, 1, 16, 16)
+    stored = runtime.store(net, (1, 16, 16), key="sha-trained", path=runtime.stored_path(tmp_path / "model.pt"))
+    assert stored == tmp_path / "model.onnx"
+
+    def no_export(*args):
+        raise AssertionError("exported at scoring time although the bundle has its graph")
+
+    with monkeypatch.context() as m:
+        m.setattr(runtime, "_export", no_export)
+        fast = runtime.prepare(_tiny_network(), (1, 16, 16), key="sha-trained", label="tiny", runtime="onnxruntime",
+                               stored=stored)
+        with torch.no_grad():
+            assert torch.allclose(fast(x), net(x), atol=1e-5)
+    assert not (tmp_path / "cache").exists()
+    retrained = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3, padding=1), torch.nn.ReLU(), torch.nn.Conv2d(4, 2, 1))
+    with caplog.at_level(logging.INFO, logger="RheumImagingLib.runtime"):
+        other = runtime.prepare(retrained, (1, 16, 16), key="sha-retrained", label="tiny", runtime="onnxruntime",
+                                stored=stored)
+    assert "is not the ONNX graph of these weights" in caplog.text
+    with torch.no_grad():
+        assert torch.allclose(other(x), retrained(x), atol=1e-5)  # the stale graph was not used
+        assert not torch.allclose(other(x), net(x), atol=1e-3)
+
+
 def test_unreadable_cache_file_is_exported_again(tmp_path, monkeypatch, caplog):
     monkeypatch.setenv("RHEUM_IMAGING_CACHE", str(tmp_path))
     runtime.prepare(_tiny_network(), (1, 8, 8), key="k", label="tiny", runtime="onnxruntime")
