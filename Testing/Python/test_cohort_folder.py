@@ -30,7 +30,7 @@ def test_bad_cohort_names_file_and_problem(tmp_path, text, required, any_of, mes
     assert str(path) in str(err.value) and message in str(err.value)
 
 
-@pytest.mark.parametrize("main_module", ["RheumTextureLib.cli", "SjogrenUSLib.cli"])
+@pytest.mark.parametrize("main_module", ["RheumTextureLib.rheumtexture_cli", "SjogrenUSLib.sjogrenus_cli"])
 def test_score_with_a_missing_cohort_is_one_line_not_a_traceback(main_module, tmp_path, capsys):
     import importlib
 
