@@ -237,8 +237,10 @@ def grade_gland_of_truth(truth: dict, system: dict) -> int:
 
 
 if __name__ == "__main__":
+    import argparse
     import json
 
+    argparse.ArgumentParser(description=__doc__.splitlines()[0] + " Prints them as JSON (minutes).").parse_args()
     print(json.dumps({"echogenicity_MIN_SCORE_DB": calibrate_echogenicity(),
                       "omeract_mild_inhomogeneity": calibrate_inhomogeneity(),
                       "FOCUS_RATIO": calibrate_focus_ratio(),
