@@ -46,8 +46,8 @@ monailabel-env: $(MONAILABEL_STAMP)
 
 # The main job on the embedded default (phantoms): RA texture, then Sjogren ultrasound.
 demo: install
-	$(BIN)/python -m RheumTextureLib.demo --out $(DEMO_OUT) $(DEMO_ARGS)
-	$(BIN)/python -m SjogrenUSLib.demo --out $(DEMO_OUT) $(DEMO_ARGS)
+	$(BIN)/python -m RheumImagingDemo.rheumtexture_demo_cli --out $(DEMO_OUT) $(DEMO_ARGS)
+	$(BIN)/python -m RheumImagingDemo.sjogrenus_demo_cli --out $(DEMO_OUT) $(DEMO_ARGS)
 
 test: install monailabel-env
 	$(BIN)/python -m pytest -q -ra Testing/Python

@@ -30,7 +30,7 @@ import subprocess
 import threading
 from pathlib import Path
 
-#: ``tool`` name -> the package whose ``cli`` runs it (the same commands as on the command line).
+#: ``tool`` name -> the package whose ``<tool>_cli`` runs it (the same commands as on the command line).
 TOOLS = {"rheumtexture": "RheumTextureLib", "sjogrenus": "SjogrenUSLib"}
 _PERCENT = re.compile(r"(\d{1,3})%\||^\[(\d{1,3})%\]")
 RESULT = "result.json"
@@ -53,7 +53,7 @@ def train_command(python: str, tool: str, cohort_csv, out_dir) -> tuple[list[str
     """``(argv, environment update)`` that run ``<tool> train`` with the given interpreter."""
     if tool not in TOOLS:
         raise ValueError(f"tool must be one of {sorted(TOOLS)}, not {tool!r}")
-    argv = [python, "-m", f"{TOOLS[tool]}.cli", "train", "--cohort", str(cohort_csv), "--out", str(out_dir)]
+    argv = [python, "-m", f"{TOOLS[tool]}.{tool}_cli", "train", "--cohort", str(cohort_csv), "--out", str(out_dir)]
     return argv, {"PYTHONPATH": os.pathsep.join(package_paths())}
 
 

@@ -44,3 +44,16 @@ def training_cohort():
     from . import training_cohort as module
 
     return module
+
+
+def phantom_self_test_skipped(module: str) -> str | None:
+    """Why ``module``'s self-test cannot run here, or None when it can. The self-tests write phantoms with
+    RheumImagingDemo, which the source tree has (its ctest puts it on PYTHONPATH) and the installed
+    extension does not ship, so an installed extension's *Reload and Test* says so instead of failing."""
+    from .commands import DEMO_PACKAGE, demo_installed
+
+    if demo_installed():
+        return None
+    return (f"{module} self-test not run: it writes phantom images with {DEMO_PACKAGE}, which is in the "
+            "SlicerRheumImaging source tree, not in the installed extension. Run it from the source tree "
+            "(ctest in a build of the extension, or the repository folder on PYTHONPATH).")

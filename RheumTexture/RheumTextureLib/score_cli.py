@@ -175,8 +175,10 @@ def register(subparsers) -> None:
     parser.add_argument("--out", required=True, help="per-patient scores CSV (the input of `rheumtexture analyze`)")
     parser.add_argument("--bundle", default=None, help="folder holding the metacarpal_contour and ra_bone_texture "
                                                        "bundles (default: the extension's monai_bundle/)")
-    parser.add_argument("--cohort", default=None, help="cohort.csv (patient_id,image,label,age,sex) to copy labels "
-                                                       "from (default: the one in or beside a given folder)")
+    parser.add_argument("--cohort", default=None,
+                        help="cohort.csv as for training (patient_id,label,image,annotation; optional "
+                             "age,sex,pixel_spacing_mm; score needs only patient_id and image) to copy labels, age "
+                             "and sex from (default: the one in or beside a given folder)")
     parser.add_argument("--scene-dir", default=None, help="also save one MRML scene per image into this new folder")
     parser.add_argument("--threshold", type=float, default=STUDY_THRESHOLD, help="study threshold (default 0.43)")
     parser.add_argument("--pixel-spacing", type=spacing_option, default=None, metavar="MM",

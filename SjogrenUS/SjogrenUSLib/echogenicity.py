@@ -10,7 +10,7 @@ so its 90th and 50th percentiles lie 10 log10(ln 10 / ln 2) = 5.21 dB apart what
 Features: ``contrast_db`` = epithelium median - reference median, ``spread_db`` = epithelium 90th - 10th
 percentile; heterogeneous hyperechoic when their sum reaches MIN_SCORE_DB (brighter and patchier both
 count; one threshold, fitted on one set of seeds). Threshold: calibrated on phantom seeds across acquisition settings
-(SjogrenUSLib.calibration.calibrate_echogenicity) and tested on other seeds.
+(RheumImagingDemo.us_calibration_cli.calibrate_echogenicity) and tested on other seeds.
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ parenchyma median; inhomogeneity: a spread beyond the one the image's own speckl
 pixel spread), so that gain and dynamic range, which shift and scale the log-compressed grey levels,
 change them little, and speckle size and speckle reduction move the speckle floor the index is
 measured against rather than the index (measured across the phantom's acquisition settings in
-SjogrenUSLib.calibration).
+RheumImagingDemo.us_calibration_cli).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from scipy import ndimage
 
 from .scoring import grade_gland, grading_notes
 
-# Detection settings, calibrated on phantom seeds (SjogrenUSLib.calibration.calibrate_focus_ratio) and
+# Detection settings, calibrated on phantom seeds (RheumImagingDemo.us_calibration_cli.calibrate_focus_ratio) and
 # tested on others. A focus is a connected region inside the parenchyma whose smoothed intensity is
 # below FOCUS_RATIO x the parenchyma's median (B-mode is log-compressed: a focus at ~0.5 x the
 # parenchyma's echo level has its edge near 0.75 of the median grey level).
@@ -26,7 +26,7 @@ FOCUS_RATIO = 0.75
 SMOOTH_MM = 0.2
 MIN_DIAMETER_MM = 0.6
 TEXTURE_SCALE_MM = 0.2  # local-mean scale (Gaussian sigma) of the inhomogeneity index; chosen on the calibration
-# seeds (0.15-0.4 mm compared: 0.2 separated them best, SjogrenUSLib.calibration.compare_texture_scales)
+# seeds (0.15-0.4 mm compared: 0.2 separated them best, RheumImagingDemo.us_calibration_cli.compare_texture_scales)
 TEXTURE_EDGE_MM = 1.2  # parenchyma this close to the gland's border is left out of the index
 COVERAGE_MM = 2.0  # a parenchyma point within this distance of a hypoechoic area counts as involved
 

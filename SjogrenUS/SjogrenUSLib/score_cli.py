@@ -19,18 +19,22 @@ IMAGE_COLUMNS = tuple(f"{site}_image" for site in SITES)
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "score", help="segment and score ultrasound images: gland grades (0-16), mucosa score (0-2), thickness",
-        description="A cohort folder or its COHORT.csv (columns patient_id, label, mucosa_image, "
-                    "parotid_left_image, ... as written by 'sjogrenus phantom'; paths relative to the CSV), an "
-                    "images folder, or image FILES (each its own patient, site guessed from the segmentation). "
-                    "Writes one row per patient with the columns 'sjogrenus analyze' reads. Thickness is in mm "
-                    "only for calibrated images. Optional cohort columns: thickness_mm (a caliper reading in mm; "
-                    "it replaces the automatic value, recorded as user-given) and, per gland, <site>_<criterion> "
+        description="A cohort folder or its COHORT.csv (as for training: patient_id,label and <site>_image, "
+                    "<site>_annotation for the sites mucosa, parotid_left, parotid_right, submandibular_left, "
+                    "submandibular_right; score needs patient_id and the image columns; paths relative to the "
+                    "CSV), an images folder, or image FILES (each its own patient, site guessed from the "
+                    "segmentation). Writes one row per patient with the columns 'sjogrenus analyze' reads. "
+                    "Thickness is in mm only for calibrated images. Optional cohort columns: pixel_spacing_mm "
+                    "(mm per pixel for images without calibration), thickness_mm (a caliper reading in mm; it "
+                    "replaces the automatic value, recorded as user-given) and, per gland, <site>_<criterion> "
                     "(yes/no) for criteria the software does not measure (salaffi_0_4: echogenic_bands, "
                     "calcifications; omeract_0_3: fibrous_gland).")
     parser.add_argument("inputs", nargs="*", metavar="INPUT",
                         help="a cohort folder, a cohort.csv, an images folder or image files (default: --cohort's)")
-    parser.add_argument("--cohort", default=None, help="cohort.csv giving each image's patient, site and label "
-                                                       "(default: the one in or beside a given folder)")
+    parser.add_argument("--cohort", default=None,
+                        help="cohort.csv giving each image's patient, site and label (patient_id,label, "
+                             "<site>_image, <site>_annotation; optional pixel_spacing_mm, thickness_mm, "
+                             "<site>_<criterion>; default: the one in or beside a given folder)")
     parser.add_argument("--bundle", default=None, help="trained sjogren_us_segmentation bundle folder "
                                                        "(default: the extension's copy)")
     parser.add_argument("--scoring-system", default=DEFAULT_SYSTEM,

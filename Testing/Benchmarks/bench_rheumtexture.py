@@ -56,8 +56,8 @@ def _texture_bundle(dest: Path, patch_size: int | None) -> Path:
 
 
 def setup(work: Path, log) -> dict:
+    from RheumImagingDemo.hand_phantom import generate_cohort
     from RheumTextureLib.contour import BUNDLE_DIR, train_contour_bundle
-    from RheumTextureLib.phantom import generate_cohort
 
     start = time.perf_counter()
     cohort = generate_cohort(work / "phantoms", 50, 2020)

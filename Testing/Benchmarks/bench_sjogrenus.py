@@ -28,8 +28,8 @@ TRAINING = {"max_epochs": 4, "val_interval": 2, "patch_size": [64, 64], "samples
 
 
 def setup(work: Path, log) -> dict:
-    from SjogrenUSLib.cli import main
     from SjogrenUSLib.segmentation import BUNDLE_DIR, train_segmentation
+    from SjogrenUSLib.sjogrenus_cli import main
 
     start = time.perf_counter()
     assert main(["phantom", str(work / "phantoms"), "--patients", "10", "--seed", "2020"]) == 0

@@ -41,13 +41,9 @@ def us_segmentation_trained(tmp_path_factory):
     models/model.pt, datalist.json and models/training.json. The epithelium is a band of 7-27 pixels in one
     image of five, so crops are centred on it 4 times as often as on the submucosa (background 2, parenchyma 2)
     and its pixels weigh 3 times in the loss; without this the fixture never learnt it (held-out Dice 0)."""
-    import importlib.util
-
-    from SjogrenUSLib.cli import main
     from SjogrenUSLib.segmentation import BUNDLE_DIR, train_segmentation
+    from SjogrenUSLib.sjogrenus_cli import main
 
-    if importlib.util.find_spec("SjogrenUSLib.phantom") is None:
-        pytest.skip("needs the ultrasound phantom generator (SjogrenUSLib.phantom, issue 3), not in this tree yet")
     root = tmp_path_factory.mktemp("us_segmentation")
     assert main(["phantom", str(root / "phantoms"), "--patients", "4", "--seed", "11", "--no-legacy-png"]) == 0
     return train_segmentation(BUNDLE_DIR, root / "phantoms" / "cohort.csv", root / "bundle", config="demo",
@@ -64,8 +60,8 @@ def us_segmentation_trained(tmp_path_factory):
 @pytest.fixture(scope="session")
 def texture_datalist(tmp_path_factory):
     """A tiny phantom cohort (10 patients) as a ra_bone_texture datalist with 5 patient-grouped folds."""
-    from RheumTextureLib.cli import main
     from RheumTextureLib.datalist import build_datalist
+    from RheumTextureLib.rheumtexture_cli import main
 
     root = tmp_path_factory.mktemp("texture_data")
     assert main(["phantom", str(root / "phantoms"), "--patients", "10", "--seed", "21", "--legacy-png"]) == 0
@@ -87,8 +83,8 @@ def contour_bundle_trained(tmp_path_factory):
     """The metacarpal_contour bundle trained once on 6 phantoms (demo sizes, few epochs; ~35 s) through the real
     path (DICOM + Slicer markups, no PNG written): a ready-to-use bundle folder with models/model.pt (localiser),
     models/curvegcn.pt and datalist.json."""
+    from RheumImagingDemo.hand_phantom import generate_cohort
     from RheumTextureLib.contour import BUNDLE_DIR, train_contour_bundle
-    from RheumTextureLib.phantom import generate_cohort
 
     root = tmp_path_factory.mktemp("contour")
     cohort = generate_cohort(root / "phantoms", 6, 31, legacy_png=False)

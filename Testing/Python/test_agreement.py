@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 
 from RheumImagingLib.stats.agreement import bland_altman, icc_a1, weighted_kappa
-from RheumTextureLib.cli import main as rheumtexture
-from SjogrenUSLib.cli import main as sjogrenus
+from RheumTextureLib.rheumtexture_cli import main as rheumtexture
+from SjogrenUSLib.sjogrenus_cli import main as sjogrenus
 
 # Shrout & Fleiss (1979), Table 2: 6 targets rated by 4 judges; their ICC(2,1) = 0.29.
 SHROUT_FLEISS = [[9, 2, 5, 8], [6, 1, 3, 2], [8, 4, 6, 8], [7, 1, 2, 6], [10, 5, 6, 9], [6, 2, 4, 7]]

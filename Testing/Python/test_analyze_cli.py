@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from RheumTextureLib.cli import main as rheumtexture
-from SjogrenUSLib.cli import main as sjogrenus
+from RheumTextureLib.rheumtexture_cli import main as rheumtexture
+from SjogrenUSLib.sjogrenus_cli import main as sjogrenus
 
 
 def _sjogren_cohort() -> pd.DataFrame:

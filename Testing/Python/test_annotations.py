@@ -58,7 +58,7 @@ def test_geometry_maps_pixels_as_the_volume_slicer_shows(scene):
 def test_spacing_source_calibrated_user_given_or_none(tmp_path, scene):
     from PIL import Image
 
-    from RheumImagingLib.dicom_write import write_dicom
+    from RheumImagingDemo.dicom_write import write_dicom
     from RheumImagingLib.imageio import read_image, volume_from_array
 
     pixels = np.arange(12 * 10, dtype=np.uint16).reshape(12, 10)
@@ -285,7 +285,7 @@ def test_mask_to_contour_round_trip():
 
 # ------------------------------------------------------------------ the one image path
 def test_prepare_image_caches_the_decoded_image_once(tmp_path):
-    from RheumImagingLib.dicom_write import write_dicom
+    from RheumImagingDemo.dicom_write import write_dicom
     from RheumImagingLib.imageio import read_image
 
     pixels = (np.arange(20 * 16, dtype=np.uint16).reshape(20, 16) * 7)

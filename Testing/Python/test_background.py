@@ -43,9 +43,9 @@ def test_cancel_stops_the_process():
 
 def test_train_command_runs_the_cli_of_this_tree(tmp_path):
     argv, env = train_command(sys.executable, "sjogrenus", tmp_path / "cohort.csv", tmp_path / "out")
-    assert argv[1:5] == ["-m", "SjogrenUSLib.cli", "train", "--cohort"]
+    assert argv[1:5] == ["-m", "SjogrenUSLib.sjogrenus_cli", "train", "--cohort"]
     # The child finds the packages through the given PYTHONPATH alone, and the command exists.
-    help_text = subprocess.run([sys.executable, "-m", "SjogrenUSLib.cli", "train", "-h"], env={"PATH": "", **env},
+    help_text = subprocess.run([sys.executable, "-m", "SjogrenUSLib.sjogrenus_cli", "train", "-h"], env={"PATH": "", **env},
                                capture_output=True, text=True, cwd=tmp_path)
     assert help_text.returncode == 0 and "--cohort" in help_text.stdout
 
@@ -103,10 +103,10 @@ def test_cancel_ends_the_worker_and_leaves_nothing_behind(scene):
 
 def test_background_ultrasound_run_gives_the_rows_of_the_in_process_run(scene, us_segmentation_trained):
     """The panel's path (work_cli in a process, then apply_patient) and process_patient agree."""
+    from RheumImagingDemo.us_phantom import render_mucosa
     from RheumImagingLib.background import Job
     from RheumImagingLib.imageio import volume_from_array
     from SjogrenUSLib.logic import SjogrenUSLogic
-    from SjogrenUSLib.phantom import render_mucosa
     from SjogrenUSLib.results import SiteResult
 
     px, _, truth = render_mucosa(5, 0.3, "homogeneous")

@@ -30,7 +30,7 @@ def test_bad_cohort_names_file_and_problem(tmp_path, text, required, any_of, mes
     assert str(path) in str(err.value) and message in str(err.value)
 
 
-@pytest.mark.parametrize("main_module", ["RheumTextureLib.cli", "SjogrenUSLib.cli"])
+@pytest.mark.parametrize("main_module", ["RheumTextureLib.rheumtexture_cli", "SjogrenUSLib.sjogrenus_cli"])
 def test_score_with_a_missing_cohort_is_one_line_not_a_traceback(main_module, tmp_path, capsys):
     import importlib
 
@@ -86,3 +86,21 @@ def test_row_spacing_is_the_users_mm_per_pixel(tmp_path):
         row_spacing({"pixel_spacing_mm": "0"}, tmp_path / "cohort.csv", 3)
     with pytest.raises(InputError, match="is not a number"):
         row_spacing({"pixel_spacing_mm": "fine"})
+
+
+@pytest.mark.parametrize("tool, main_module", [("rheumtexture", "RheumTextureLib.rheumtexture_cli"),
+                                               ("sjogrenus", "SjogrenUSLib.sjogrenus_cli")])
+def test_score_help_names_the_cohort_columns_of_the_readme(tool, main_module, capsys):
+    """``score --help`` describes the cohort.csv that README's table "Columns of cohort.csv" documents."""
+    import importlib
+    import re
+
+    from conftest import REPO
+
+    row = next(line for line in (REPO / "README.md").read_text().splitlines() if f"(`{tool} train`)" in line)
+    columns = {c for cell in re.findall(r"`([^`]+)`", row.split("|")[2]) for c in cell.split(",")}
+    assert {"patient_id", "label", "pixel_spacing_mm"} <= columns, row  # the table was found
+    with pytest.raises(SystemExit):
+        importlib.import_module(main_module).main(["score", "--help"])
+    shown = " ".join(capsys.readouterr().out.split())
+    assert [c for c in columns if c not in shown] == []

@@ -42,8 +42,8 @@ def _tiny_source(root, bundles: dict) -> None:
 
 
 def test_a_hand_cohort_built_in_slicer_trains_and_scores(tmp_path, scene):
-    from RheumTextureLib.cli import main
-    from RheumTextureLib.phantom import generate_cohort
+    from RheumImagingDemo.hand_phantom import generate_cohort
+    from RheumTextureLib.rheumtexture_cli import main
 
     phantoms = generate_cohort(tmp_path / "phantoms", 10, 53, legacy_png=False)
     cohort = tmp_path / "cohort"
@@ -82,8 +82,8 @@ def test_a_hand_cohort_built_in_slicer_trains_and_scores(tmp_path, scene):
 
 
 def test_an_ultrasound_cohort_built_in_slicer_trains_and_scores(tmp_path, scene):
-    from SjogrenUSLib.cli import main
-    from SjogrenUSLib.phantom import generate_cohort
+    from RheumImagingDemo.us_phantom import generate_cohort
+    from SjogrenUSLib.sjogrenus_cli import main
 
     phantoms = generate_cohort(tmp_path / "phantoms", 2, 57, shape=(128, 128), mucosa_spacing_mm=0.05,
                                gland_spacing_mm=0.2, legacy_png=False)

@@ -159,8 +159,8 @@ def test_training_progress_reports_every_iteration_with_epoch_and_running_loss()
 @pytest.fixture(scope="module")
 def us_tiny(tmp_path_factory):
     """Two ultrasound phantom patients and a copy of the bundle with a one-epoch config."""
-    from SjogrenUSLib.cli import main
     from SjogrenUSLib.segmentation import BUNDLE_DIR
+    from SjogrenUSLib.sjogrenus_cli import main
 
     root = tmp_path_factory.mktemp("console_us")
     assert main(["phantom", str(root / "cohort"), "--patients", "2", "--seed", "41"]) == 0
@@ -173,7 +173,7 @@ def us_tiny(tmp_path_factory):
 
 
 def _train(us_tiny, out, *flags):
-    from SjogrenUSLib.cli import main
+    from SjogrenUSLib.sjogrenus_cli import main
 
     return main([*flags, "train", "--cohort", str(us_tiny / "cohort" / "cohort.csv"), "--out", str(out),
                  "--bundle", str(us_tiny / "source_bundle"), "--config", "tiny"])
@@ -181,7 +181,7 @@ def _train(us_tiny, out, *flags):
 
 def test_quiet_train_and_score_tell_the_story_and_the_log_keeps_every_iteration(us_tiny, tmp_path, capfd,
                                                                                logging_restored):
-    from SjogrenUSLib.cli import main
+    from SjogrenUSLib.sjogrenus_cli import main
 
     assert _train(us_tiny, tmp_path / "bundle") == 0
     out, err = capfd.readouterr()
@@ -217,8 +217,8 @@ def test_verbose_train_shows_every_iteration_as_the_log_does(us_tiny, tmp_path, 
 
 
 def test_rheumtexture_score_takes_a_cohort_folder_with_its_cohort(trained_bundles, tmp_path, capfd, logging_restored):
-    from RheumTextureLib.cli import main
-    from RheumTextureLib.phantom import generate_cohort
+    from RheumImagingDemo.hand_phantom import generate_cohort
+    from RheumTextureLib.rheumtexture_cli import main
 
     cohort = generate_cohort(tmp_path / "cohort", 2, seed=43).parent
     out = tmp_path / "scores.csv"
@@ -233,7 +233,7 @@ def test_rheumtexture_score_takes_a_cohort_folder_with_its_cohort(trained_bundle
 
 
 def test_rheumtexture_score_mismatch_is_one_line(cohort_dir, tmp_path, capsys, logging_restored):
-    from RheumTextureLib.cli import main
+    from RheumTextureLib.rheumtexture_cli import main
 
     other = tmp_path / "other"
     other.mkdir()

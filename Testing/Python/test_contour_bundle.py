@@ -85,8 +85,8 @@ def test_training_refuses_a_non_empty_output_and_a_cohort_without_annotations(tm
 
 
 def test_training_refuses_a_left_hand(tmp_path):
+    from RheumImagingDemo.hand_phantom import generate_cohort
     from RheumTextureLib.contour import train_contour_bundle
-    from RheumTextureLib.phantom import generate_cohort
 
     cohort = generate_cohort(tmp_path / "c", 1, seed=45, laterality="left", legacy_png=False)
     with pytest.raises(InputError, match="RA0001.dcm: a left hand"):
@@ -98,8 +98,8 @@ def _dice(a, b):
 
 
 def test_contourer_traces_three_bones_from_the_distal_tip(contour_bundle_trained):
+    from RheumImagingDemo.hand_phantom import render_hand
     from RheumTextureLib.contour import MetacarpalContourer
-    from RheumTextureLib.phantom import render_hand
 
     with bundle_imports(BUNDLE):
         from scripts.geometry import polygon_mask
@@ -133,9 +133,9 @@ def test_evaluate_config_reports_dice_and_tip_distance_on_held_out_phantoms(cont
     fixture's accuracy is not asserted (the demo config's held-out figures are in docs/README.md)."""
     from matplotlib.path import Path as MplPath
 
+    from RheumImagingDemo.hand_phantom import generate_cohort
     from RheumImagingLib.imageio import read_image
     from RheumTextureLib.contour import MetacarpalContourer, evaluate_contour_bundle
-    from RheumTextureLib.phantom import generate_cohort
 
     cohort = generate_cohort(tmp_path / "held_out", 2, seed=41, legacy_png=False)
     metrics = evaluate_contour_bundle(contour_bundle_trained, cohort, tmp_path / "eval")

@@ -69,7 +69,7 @@ def test_outlines_resample_to_40_points_from_the_distal_tip_counter_clockwise(sc
 
 
 def test_any_start_and_orientation_give_the_phantom_truth(scripts):
-    from RheumTextureLib.phantom import render_hand
+    from RheumImagingDemo.hand_phantom import render_hand
 
     _, truth = render_hand(5, 1)
     for bone, info in truth["bones"].items():
@@ -87,7 +87,7 @@ def _tiny_folder(folder, seeds):
     """PNG radiographs with `<stem>_contours.json` beside them (outlines reversed, another start)."""
     from PIL import Image
 
-    from RheumTextureLib.phantom import render_hand
+    from RheumImagingDemo.hand_phantom import render_hand
 
     folder.mkdir()
     truths = {}
@@ -130,9 +130,9 @@ def test_declared_pipeline_reads_png_rows_first_and_is_the_extensions(contour_bu
     they are where the extension puts them on the same hand's DICOM (a transposed or inverted read lands tens of
     pixels away). The tiny fixture's accuracy against truth is not asserted (it is weak by design; the demo
     config's held-out Dice is in the bundle's docs/README.md)."""
+    from RheumImagingDemo.hand_phantom import generate_cohort
     from RheumImagingLib.imageio import read_image
     from RheumTextureLib.contour import MetacarpalContourer
-    from RheumTextureLib.phantom import generate_cohort
 
     cohort = generate_cohort(tmp_path / "held_out", 2, seed=41, legacy_png=True)  # the training size
     images = cohort.parent / "images"
@@ -162,10 +162,10 @@ def test_network_input_is_identical_at_training_and_scoring(contour_bundle_train
     as train.json builds them from the prepared .npy, equal the extension's at scoring from read_image."""
     from monai.transforms import Compose
 
+    from RheumImagingDemo.hand_phantom import generate_cohort
     from RheumImagingLib.annotations import prepare_image
     from RheumImagingLib.imageio import read_image
     from RheumTextureLib.contour import MetacarpalContourer
-    from RheumTextureLib.phantom import generate_cohort
 
     cohort = generate_cohort(tmp_path / "c", 1, seed=43, legacy_png=True)
     images = cohort.parent / "images"
@@ -194,10 +194,10 @@ def test_contours_train_from_dicom_and_markups_without_any_png(contour_bundle_tr
 def test_datalist_reads_curves_drawn_any_way_and_segmentations(tmp_path):
     """Row 1: each bone's curve in its own markups file, 97 points, reversed, started elsewhere; row 2: a Slicer
     segmentation of the three bones. Both give the phantom's outline as the network learns it."""
+    from RheumImagingDemo.hand_phantom import generate_cohort
     from RheumImagingLib.annotations import ImageGeometry, write_curves, write_segmentation
     from RheumImagingLib.imageio import read_image
     from RheumTextureLib.contour import build_datalist, network_points
-    from RheumTextureLib.phantom import generate_cohort
 
     cohort = generate_cohort(tmp_path / "c", 2, seed=44, legacy_png=False)
     images = cohort.parent / "images"
@@ -229,9 +229,9 @@ def test_datalist_reads_curves_drawn_any_way_and_segmentations(tmp_path):
 
 
 def test_an_annotation_without_all_three_bones_names_file_row_and_column(tmp_path):
+    from RheumImagingDemo.hand_phantom import generate_cohort
     from RheumImagingLib.errors import InputError
     from RheumTextureLib.contour import build_datalist
-    from RheumTextureLib.phantom import generate_cohort
 
     cohort = generate_cohort(tmp_path / "c", 1, seed=46, legacy_png=False)
     markups = cohort.parent / "images" / "RA0001.mrk.json"

@@ -42,7 +42,7 @@ def _as_dicom_browser_loads(scene, path):
 
 @pytest.fixture(scope="module")
 def us_study(tmp_path_factory):
-    from SjogrenUSLib.phantom import generate_cohort
+    from RheumImagingDemo.us_phantom import generate_cohort
 
     return generate_cohort(tmp_path_factory.mktemp("us"), 1, seed=3, legacy_png=True).parent / "images"
 

@@ -39,6 +39,53 @@ def test_top_level_cmake_follows_extension_template():
         assert "slicerMacroBuildScriptedModule" in module_cmake and "slicer_add_python_unittest" in module_cmake
 
 
+def test_phantoms_and_demos_are_installed_by_pip_not_by_slicer():
+    """RheumImagingDemo (phantom generators, calibration on phantoms, demos) is a pip package of its own:
+    no module's CMake list, nor the top-level install rules, ship it or any phantom/demo file."""
+    import tomllib
+
+    for module in MODULES:
+        shipped = _cmake_entries(module)
+        assert not [e for e in shipped if any(word in e for word in ("phantom", "demo", "fbm"))], module
+        assert not list((REPO / module).rglob("*phantom*"))
+    top = (REPO / "CMakeLists.txt").read_text()
+    assert "RheumImagingDemo" not in top
+    setuptools = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]
+    assert "RheumImagingDemo" in setuptools["packages"]
+    assert setuptools["package-dir"]["RheumImagingDemo"] == "RheumImagingDemo"
+    for generator in ("hand_phantom.py", "us_phantom.py"):
+        assert (REPO / "RheumImagingDemo" / generator).is_file()
+
+
+def _is_command(path) -> bool:
+    """A module file with a ``main``/``register`` function, a ``__main__`` block or an argument parser."""
+    import ast
+
+    tree = ast.parse(path.read_text())
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef) and node.name in ("main", "register"):
+            return True
+        if isinstance(node, ast.If) and "__main__" in ast.unparse(node.test):
+            return True
+    return any(isinstance(node, ast.Attribute) and node.attr in ("ArgumentParser", "add_parser")
+               for node in ast.walk(tree))
+
+
+#: the parser both tools build their subcommands into: plumbing, not a command
+COMMAND_PLUMBING = "RheumImagingCommon/RheumImagingLib/commands.py"
+
+
+def test_every_command_file_is_named_cli():
+    """Command files are named ``*_cli.py``, and nothing else is."""
+    files = [p for folder in (*MODULES, "RheumImagingDemo") for p in (REPO / folder).rglob("*.py")
+             if "__pycache__" not in p.parts and p.stem not in MODULES]
+    commands = {p.relative_to(REPO).as_posix() for p in files if _is_command(p)} - {COMMAND_PLUMBING}
+    named = {p.relative_to(REPO).as_posix() for p in files if p.stem.endswith("_cli")}
+    assert "RheumTexture/RheumTextureLib/rheumtexture_cli.py" in commands  # the check sees commands
+    assert commands == named, {"commands not named *_cli.py": sorted(commands - named),
+                               "named *_cli.py but no command": sorted(named - commands)}
+
+
 @pytest.mark.parametrize("module", MODULES)
 def test_module_file_compiles(module, tmp_path):
     py_compile.compile(str(REPO / module / f"{module}.py"), cfile=str(tmp_path / "m.pyc"), doraise=True)

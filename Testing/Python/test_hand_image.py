@@ -41,7 +41,7 @@ def _high_pass(patch):
 def test_one_hand_at_two_spacings_gives_one_texture_patch(roi):
     """Same seed at 0.15 and 0.25 mm: the same anatomy in mm, and the patch the network sees
     (cut at 0.3 mm from each image's calibration) holds the same fine texture."""
-    from RheumTextureLib.phantom import render_hand
+    from RheumImagingDemo.hand_phantom import render_hand
 
     for seed in (41, 42):
         renders = {s: render_hand(seed, seed % 2, pixel_spacing_mm=s) for s in (0.15, 0.25)}
@@ -78,9 +78,9 @@ def test_patch_spacing_covers_a_fixed_physical_field(roi):
 def test_varied_acquisition_and_laterality_phantoms(tmp_path):
     import pydicom
 
+    from RheumImagingDemo.hand_phantom import ACQUISITION, generate_cohort
     from RheumImagingLib.errors import InputError
-    from RheumTextureLib.cli import main
-    from RheumTextureLib.phantom import ACQUISITION, generate_cohort
+    from RheumTextureLib.rheumtexture_cli import main
 
     assert main(["phantom", str(tmp_path / "v"), "--patients", "3", "--seed", "43", "--acquisition", "varied",
                  "--laterality", "mixed"]) == 0
@@ -107,7 +107,7 @@ def test_varied_acquisition_and_laterality_phantoms(tmp_path):
 
 
 def test_left_phantom_is_the_mirror_image_of_the_right(tmp_path):
-    from RheumTextureLib.phantom import render_hand
+    from RheumImagingDemo.hand_phantom import render_hand
 
     right, t_right = render_hand(44, 1)
     left, t_left = render_hand(44, 1, laterality="left")
@@ -139,7 +139,7 @@ def test_laterality_from_dicom_attributes():
     assert laterality_from_dicom({"SeriesDescription": "Hand links p.a."}) == ("left", "SeriesDescription")
     assert laterality_from_dicom({"SeriesDescription": "RIGHT HAND PA"}) == ("right", "SeriesDescription")
     assert laterality_from_dicom({"SeriesDescription": "Hands both"}) == ("", "")
-    from RheumTextureLib.phantom import render_hand
+    from RheumImagingDemo.hand_phantom import render_hand
 
     pixels, _ = render_hand(300, 0)
     assert detect(pixels, {"ImageLaterality": "L"}).mirrored  # the tag wins over the image
@@ -151,8 +151,8 @@ def test_laterality_from_dicom_attributes():
 
 def test_rotation_and_thumb_side_found_on_held_out_phantoms():
     """Quarter turns and the hand's side from the image alone (no DICOM), fixed and varied acquisition."""
+    from RheumImagingDemo.hand_phantom import draw_acquisition, render_hand
     from RheumTextureLib.orientation import detect
-    from RheumTextureLib.phantom import draw_acquisition, render_hand
 
     for seed in (300, 301, 302):
         acquisition = draw_acquisition(np.random.default_rng([seed, 1])) if seed % 2 else None
@@ -179,7 +179,7 @@ def scorer(trained_bundles):
 
 
 def test_mirrored_and_turned_hand_scores_as_given_with_curves_in_its_own_pixels(scorer):
-    from RheumTextureLib.phantom import render_hand
+    from RheumImagingDemo.hand_phantom import render_hand
 
     pixels, _ = render_hand(61, 1)
     pixels = pixels.astype(np.float32)
@@ -205,7 +205,7 @@ def test_mirrored_and_turned_hand_scores_as_given_with_curves_in_its_own_pixels(
 def test_one_hand_at_0p15_and_0p25_mm_scores_alike(scorer):
     """The scanner's pixel size moves the test-session ensemble's hand score by less than half of
     what another patient does (four held-out phantoms at 0.25 mm give that range)."""
-    from RheumTextureLib.phantom import render_hand
+    from RheumImagingDemo.hand_phantom import render_hand
 
     def hand(seed, spacing):
         pixels, _ = render_hand(seed, seed % 2, pixel_spacing_mm=spacing)
@@ -221,7 +221,7 @@ def test_one_hand_at_0p15_and_0p25_mm_scores_alike(scorer):
 def test_score_rows_carry_qc(scorer, tmp_path):
     """A calibrated DICOM is ``ok``; its PNG twin has no calibration and says so, in the image
     and the patient rows, and the module logic's table says the same."""
-    from RheumTextureLib.phantom import generate_cohort
+    from RheumImagingDemo.hand_phantom import generate_cohort
     from RheumTextureLib.score_cli import score_images
 
     cohort = generate_cohort(tmp_path / "c", 1, seed=62, laterality="left", legacy_png=True)
@@ -240,9 +240,9 @@ def test_score_rows_carry_qc(scorer, tmp_path):
 
 
 def test_module_logic_puts_a_left_hands_curves_on_the_image_as_loaded(scene, scorer, tmp_path):
+    from RheumImagingDemo.hand_phantom import generate_cohort
     from RheumImagingLib.geometry import control_points_ras, ras_to_pixel
     from RheumTextureLib.logic import RheumTextureLogic
-    from RheumTextureLib.phantom import generate_cohort
 
     right = generate_cohort(tmp_path / "r", 1, seed=63).parent / "images" / "RA0001.dcm"
     left = generate_cohort(tmp_path / "l", 1, seed=63, laterality="left").parent / "images" / "RA0001.dcm"
@@ -262,7 +262,7 @@ def test_module_logic_puts_a_left_hands_curves_on_the_image_as_loaded(scene, sco
 
 def test_mirrored_or_turned_image_with_its_contour_gives_the_same_patch(roi):
     """The cut's columns follow the contour's winding, so a left hand's patch is its right twin's."""
-    from RheumTextureLib.phantom import render_hand
+    from RheumImagingDemo.hand_phantom import render_hand
 
     pixels, truth = render_hand(45, 0)
     contour = np.asarray(truth["bones"]["MC3"]["contour"])

@@ -135,7 +135,7 @@ def phantom_studies(tmp_path_factory, us_segmentation_trained):
     """Studies as a Slicer user saves them, with their truth label maps (rows, cols): the ultrasound gland and
     mucosa images of the test bundle's validation split (patients it never trained on; same phantom acquisition as
     its training) and a hand radiograph (seed 303, not in the contour test bundle's training)."""
-    from RheumTextureLib.phantom import render_hand
+    from RheumImagingDemo.hand_phantom import render_hand
 
     studies = tmp_path_factory.mktemp("studies")
     truth = {}

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from RheumImagingLib.dicom_write import write_dicom
+from RheumImagingDemo.dicom_write import write_dicom
 
 
 class _RecordingScorer:
@@ -71,7 +71,7 @@ def test_ra_cohort_pixel_spacing_column_overrides_the_option(radiographs):
 
 
 def test_ra_score_rejects_a_bad_pixel_spacing_option(capsys):
-    from RheumTextureLib.cli import main
+    from RheumTextureLib.rheumtexture_cli import main
 
     with pytest.raises(SystemExit):
         main(["score", "x.dcm", "--out", "s.csv", "--pixel-spacing", "-1"])
@@ -81,7 +81,7 @@ def test_ra_score_rejects_a_bad_pixel_spacing_option(capsys):
 def test_us_thickness_in_mm_from_the_users_spacing(tmp_path):
     """A mucosa screenshot (PNG, no calibration) of known epithelium thickness: measured in mm only
     with the user's spacing, and the row says so."""
-    from SjogrenUSLib.phantom import MUCOSA_SPACING_MM, render_mucosa
+    from RheumImagingDemo.us_phantom import MUCOSA_SPACING_MM, render_mucosa
     from SjogrenUSLib.score_cli import score_studies, studies_from_inputs
     from SjogrenUSLib.scoring import DEFAULT_SYSTEM, load_system
 

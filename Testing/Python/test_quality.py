@@ -26,7 +26,7 @@ def scorer(trained_bundles):
 @pytest.fixture(scope="module")
 def held_out(scorer):
     """A held-out right hand (seed 64), read upright: (pixels, its contours in the trained convention)."""
-    from RheumTextureLib.phantom import render_hand
+    from RheumImagingDemo.hand_phantom import render_hand
 
     pixels = render_hand(64, 1)[0].astype(np.float32)
     found = scorer.contour(pixels)
@@ -69,7 +69,7 @@ def test_a_bundle_without_shape_model_says_its_contours_are_unchecked(contour_bu
 
 def test_every_score_table_carries_the_images_qc(scorer, tmp_path):
     """The PNG twin of a calibrated DICOM has no calibration: its image, bone and patient rows all say so."""
-    from RheumTextureLib.phantom import generate_cohort
+    from RheumImagingDemo.hand_phantom import generate_cohort
     from RheumTextureLib.score_cli import score_images
 
     cohort = generate_cohort(tmp_path / "c", 1, seed=65, legacy_png=True)

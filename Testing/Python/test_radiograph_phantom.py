@@ -14,11 +14,11 @@ from PIL import Image
 from scipy import ndimage
 from sklearn.metrics import roc_auc_score
 
-from RheumTextureLib.cli import main
-from RheumTextureLib.fbm import variogram_hurst
+from RheumImagingDemo.fbm import variogram_hurst
+from RheumImagingDemo.hand_phantom import generate_cohort, render_hand
 from RheumImagingLib.annotations import ImageGeometry, read_curves
 from RheumImagingLib.imageio import read_image
-from RheumTextureLib.phantom import generate_cohort, render_hand
+from RheumTextureLib.rheumtexture_cli import main
 
 SEED = 5
 N = 6

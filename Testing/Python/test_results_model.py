@@ -29,9 +29,9 @@ class FlatMucosaSegmenter:
 
 
 def test_module_and_command_line_give_identical_rows_for_a_0_38004_mm_mucosa(scene, tmp_path):
-    from RheumImagingLib.dicom_write import write_dicom
+    from RheumImagingDemo.dicom_write import write_dicom
+    from RheumImagingDemo.us_phantom import _us_regions, render_mucosa
     from SjogrenUSLib.logic import SjogrenUSLogic
-    from SjogrenUSLib.phantom import _us_regions, render_mucosa
     from SjogrenUSLib.score_cli import score_studies
     from SjogrenUSLib.scoring import load_system
 
@@ -105,7 +105,7 @@ class FixedHandScorer:
 def test_module_and_command_line_give_identical_hand_rows(scene, tmp_path):
     import json
 
-    from RheumImagingLib.dicom_write import write_dicom
+    from RheumImagingDemo.dicom_write import write_dicom
     from RheumTextureLib import results
     from RheumTextureLib.logic import RheumTextureLogic
     from RheumTextureLib.score_cli import score_images
@@ -170,12 +170,12 @@ def test_add_to_training_cohort_passes_the_nodes_as_they_are(scene, tmp_path):
 def test_add_to_training_cohort_writes_the_segmentation_as_it_is(scene, tmp_path):
     """The SjogrenUS panel's button through Contract E's add_ultrasound: the row names the DICOM behind the
     volume and a segmentation file that reads back to the segments in the scene."""
+    from RheumImagingDemo.dicom_write import write_dicom
+    from RheumImagingDemo.us_phantom import _us_regions, render_mucosa
     from RheumImagingLib.annotations import ImageGeometry, read_masks
-    from RheumImagingLib.dicom_write import write_dicom
     from RheumImagingLib.errors import InputError
     from SjogrenUSLib.logic import SjogrenUSLogic
     from SjogrenUSLib.panel import add_to_cohort
-    from SjogrenUSLib.phantom import _us_regions, render_mucosa
 
     pixels, _, _ = render_mucosa(8, 0.38, "homogeneous", SPACING, (96, 96))
     path = tmp_path / "P7_mucosa.dcm"

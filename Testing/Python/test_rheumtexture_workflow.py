@@ -23,7 +23,7 @@ def scorer(trained_bundles):
 
 @pytest.fixture(scope="session")
 def small_cohort(tmp_path_factory):
-    from RheumTextureLib.phantom import generate_cohort
+    from RheumImagingDemo.hand_phantom import generate_cohort
 
     return generate_cohort(tmp_path_factory.mktemp("cohort"), 4, seed=5)
 
@@ -97,7 +97,7 @@ def test_results_survive_scene_save_and_reload(scene, scorer, small_cohort, tmp_
 
 
 def test_score_then_analyze_on_a_phantom_cohort(trained_bundles, small_cohort, tmp_path, capsys):
-    from RheumTextureLib.cli import main
+    from RheumTextureLib.rheumtexture_cli import main
 
     images = sorted((small_cohort.parent / "images").glob("*.dcm"))
     broken = tmp_path / "broken.dcm"

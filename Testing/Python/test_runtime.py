@@ -21,7 +21,7 @@ def _rows(path):
 
 
 def test_rheumtexture_scores_equal_with_onnxruntime_and_eager(trained_bundles, tmp_path):
-    from RheumTextureLib.phantom import generate_cohort
+    from RheumImagingDemo.hand_phantom import generate_cohort
     from RheumTextureLib.pipeline import HandScorer
     from RheumTextureLib.score_cli import score_images
 
@@ -43,10 +43,10 @@ def test_rheumtexture_scores_equal_with_onnxruntime_and_eager(trained_bundles, t
 
 
 def test_sjogrenus_scores_equal_with_onnxruntime_and_eager(us_segmentation_trained, tmp_path):
-    from SjogrenUSLib.cli import main
-    from SjogrenUSLib.scoring import load_system
     from SjogrenUSLib.score_cli import score_studies, studies_from_inputs
+    from SjogrenUSLib.scoring import load_system
     from SjogrenUSLib.segmentation import USSegmenter
+    from SjogrenUSLib.sjogrenus_cli import main
 
     assert main(["phantom", str(tmp_path / "phantoms"), "--patients", "2", "--seed", "13"]) == 0
     studies = studies_from_inputs([str(tmp_path / "phantoms" / "cohort.csv")])
@@ -68,7 +68,7 @@ def test_sjogrenus_scores_equal_with_onnxruntime_and_eager(us_segmentation_train
 
 
 def test_score_uses_onnxruntime_by_default(us_segmentation_trained, caplog, tmp_path):
-    from SjogrenUSLib.cli import main
+    from SjogrenUSLib.sjogrenus_cli import main
 
     assert main(["phantom", str(tmp_path / "phantoms"), "--patients", "1", "--seed", "3"]) == 0
     caplog.set_level(logging.WARNING, logger="RheumImagingLib.runtime")

@@ -77,7 +77,7 @@ def test_save_never_overwrites_without_being_asked(scene, tmp_path):
 def test_load_command_writes_a_scene_that_reloads(tmp_path, capsys):
     import os
 
-    from RheumTextureLib.cli import main
+    from RheumTextureLib.rheumtexture_cli import main
 
     data_store = pytest.importorskip("data_store")
     aloka = os.path.join(os.path.dirname(data_store.__file__), "data", "gdcm-US-ALOKA-16.dcm")

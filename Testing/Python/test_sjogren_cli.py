@@ -3,12 +3,12 @@
 import numpy as np
 import pytest
 
+from RheumImagingDemo.us_phantom import GLANDS, mucosa_score as true_mucosa_score, render_gland, render_mucosa
 from RheumImagingLib.errors import InputError
-from SjogrenUSLib.cli import main
 from SjogrenUSLib.patient import ROW_COLUMNS, analyse_image, patient_row
-from SjogrenUSLib.phantom import GLANDS, mucosa_score as true_mucosa_score, render_gland, render_mucosa
 from SjogrenUSLib.score_cli import reader_entries
 from SjogrenUSLib.scoring import grade_gland, load_system
+from SjogrenUSLib.sjogrenus_cli import main
 
 
 def test_score_and_train_are_subcommands(capsys):

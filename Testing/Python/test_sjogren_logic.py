@@ -10,11 +10,11 @@ import os
 import numpy as np
 import pytest
 
+from RheumImagingDemo.us_phantom import GLANDS, render_gland, render_mucosa
 from RheumImagingLib.geometry import control_points_ras, pixel_to_ras, ras_to_pixel, set_control_points_ras
 from RheumImagingLib.imageio import volume_from_array
 from RheumImagingLib.scene import load_scene, patient_of, provenance, save_scene
 from SjogrenUSLib.logic import SEGMENTS, SjogrenUSLogic
-from SjogrenUSLib.phantom import GLANDS, render_gland, render_mucosa
 
 GRADES = (4, 2, 3, 0)  # the phantom's grades
 SALAFFI = (4, 3, 3, 0)  # Salaffi grades of those phantoms' true foci (2 x >6 mm; 3 x 2-6 mm; 12 x 2-6 mm; none)
@@ -197,7 +197,7 @@ def test_uncalibrated_mucosa_png_gives_unavailable_thickness(scene, segmenter, t
 def test_score_cli_on_real_scanner_aloka_file(us_segmentation_trained, tmp_path):
     import data_store  # the pydicom-data package
 
-    from SjogrenUSLib.cli import main
+    from SjogrenUSLib.sjogrenus_cli import main
 
     aloka = os.path.join(os.path.dirname(data_store.__file__), "data", "gdcm-US-ALOKA-16.dcm")
     out = tmp_path / "scores.csv"

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
+from RheumImagingDemo.us_phantom import render_mucosa
 from SjogrenUSLib.measure import layer_thickness, line_length_mm
-from SjogrenUSLib.phantom import render_mucosa
 
 PARENCHYMA_DICE_FLOOR = 0.9  # the gland grade needs the parenchyma mask
 EPITHELIUM_DICE_FLOOR = 0.8
@@ -49,8 +49,8 @@ def test_absent_layer_is_unavailable():
 def held_out_segmentations(us_segmentation_trained):
     """The tiny test bundle (trained on the phantoms of seed 11) on phantoms of other seeds: (predicted, truth,
     truth dict) for four mucosa images (thin to thick, both echogenicities) and two gland images."""
-    from SjogrenUSLib.calibration import HELD_OUT_SEED_BASE
-    from SjogrenUSLib.phantom import render_gland
+    from RheumImagingDemo.us_calibration_cli import HELD_OUT_SEED_BASE
+    from RheumImagingDemo.us_phantom import render_gland
     from SjogrenUSLib.segmentation import USSegmenter
 
     segmenter = USSegmenter(us_segmentation_trained)

@@ -1,8 +1,8 @@
 """Gland grades (Salaffi 0-4, OMERACT 0-3, the phantom's rule) through one grading function,
 echogenicity across scanner settings, mucosa score, totals and cut-offs from JSON.
 
-Thresholds are fitted by SjogrenUSLib.calibration on CALIBRATION_SEEDS; every accuracy figure here is
-measured on other seeds (HELD_OUT_SEED_BASE and up)."""
+Thresholds are fitted by RheumImagingDemo.us_calibration_cli on CALIBRATION_SEEDS; every accuracy figure
+here is measured on other seeds (HELD_OUT_SEED_BASE and up)."""
 
 import json
 
@@ -10,11 +10,12 @@ import numpy as np
 import pytest
 from sklearn.metrics import cohen_kappa_score
 
+from RheumImagingDemo import us_calibration_cli as calibration
+from RheumImagingDemo.us_phantom import GRADING_FILE, render_gland
 from RheumImagingLib.errors import InputError
-from SjogrenUSLib import calibration, echogenicity, glands
+from SjogrenUSLib import echogenicity, glands
 from SjogrenUSLib.echogenicity import classify, override
 from SjogrenUSLib.glands import grade_image
-from SjogrenUSLib.phantom import render_gland
 from SjogrenUSLib.scoring import (GLAND_SITES, grade_gland, grading_notes, load_system, mucosa_score,
                                   reader_criteria, totals)
 
@@ -32,7 +33,7 @@ def test_shipped_thresholds_are_what_calibration_gives_on_calibration_seeds():
 def test_gland_grades_agree_with_phantom_truth_on_held_out_seeds():
     """Linear weighted kappa >= 0.8 on 20 held-out glands from truth masks (foci merged into the
     parenchyma, so only the pixels reveal them, as with a segmenter)."""
-    system = load_system("phantom_grading")
+    system = load_system(GRADING_FILE)
     truth, found = [], []
     for k in range(20):
         px, lab, t = calibration.gland_sample(HELD_OUT + k // 5, k)

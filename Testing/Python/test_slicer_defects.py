@@ -10,11 +10,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from RheumImagingDemo.hand_phantom import render_hand
 from RheumImagingLib.bundle import bundle_imports, default_bundle_root
 from RheumImagingLib.geometry import ras_to_pixel
 from RheumImagingLib.imageio import volume_from_array
 from RheumTextureLib.logic import RheumTextureLogic
-from RheumTextureLib.phantom import render_hand
 
 
 class _FrameOnlyScorer:

@@ -112,7 +112,7 @@ def test_cut_distal_third_transform_matches_function(roi):
 
 def test_datalist_folds_grouped_by_patient_and_stratified(tmp_path):
     from RheumTextureLib.datalist import assign_folds, build_datalist
-    from RheumTextureLib.cli import main
+    from RheumTextureLib.rheumtexture_cli import main
 
     assert main(["phantom", str(tmp_path / "ph"), "--patients", "10", "--seed", "3"]) == 0
     items = json.loads(build_datalist(tmp_path / "ph" / "cohort.csv", tmp_path / "dl.json").read_text())["training"]
@@ -176,7 +176,7 @@ def _fold_probabilities_by_hand(bundle_dir, image, contour, trained_with, spacin
 
 
 def test_texture_ensemble_scores_every_bone_with_every_fold(texture_bundle_trained):
-    from RheumTextureLib.phantom import render_hand
+    from RheumImagingDemo.hand_phantom import render_hand
     from RheumTextureLib.texture import TextureEnsemble
 
     ens = TextureEnsemble(texture_bundle_trained, runtime="torch")
@@ -223,10 +223,10 @@ def test_evaluate_config_reports_auroc_per_bone_and_per_hand(texture_bundle_trai
     ensemble's scores, recomputed here from TextureEnsemble on the DICOMs (read_image) and by pair counting."""
     import csv
 
+    from RheumImagingDemo.hand_phantom import generate_cohort
     from RheumImagingLib.annotations import measuring_spacing
     from RheumImagingLib.imageio import read_image
     from RheumTextureLib.datalist import build_datalist
-    from RheumTextureLib.phantom import generate_cohort
     from RheumTextureLib.texture import TextureEnsemble
 
     cohort = generate_cohort(tmp_path / "held_out", 6, seed=23)

@@ -30,7 +30,7 @@ def test_train_config_starts_the_trunk_from_the_pretrained_file(tmp_path):
 
 
 def test_train_refuses_a_missing_trunk_file_before_training(tmp_path, capsys):
-    from RheumTextureLib.cli import main
+    from RheumTextureLib.rheumtexture_cli import main
 
     assert main(["train", "--cohort", str(tmp_path / "cohort.csv"), "--out", str(tmp_path / "out"),
                  "--pretrained-trunk", str(tmp_path / "nope.pth")]) == 2
@@ -40,7 +40,7 @@ def test_train_refuses_a_missing_trunk_file_before_training(tmp_path, capsys):
 
 def test_full_config_without_imagenet_weights_says_so(tmp_path, caplog):
     from RheumImagingLib.errors import InputError
-    from RheumTextureLib.train import train_bundles
+    from RheumTextureLib.train_cli import train_bundles
 
     (tmp_path / "cohort.csv").write_text("patient_id,image,label\n")  # fails at once, after the notice
     with caplog.at_level(logging.INFO), pytest.raises(InputError):
@@ -59,7 +59,7 @@ def test_oof_scores_come_from_the_fold_model_that_did_not_see_the_patient(textur
     from RheumImagingLib.annotations import measuring_spacing
     from RheumImagingLib.imageio import read_image
     from RheumTextureLib.texture import TextureEnsemble
-    from RheumTextureLib.train import write_oof_scores
+    from RheumTextureLib.train_cli import write_oof_scores
 
     cohort = texture_datalist.parent / "phantoms" / "cohort.csv"
     out = write_oof_scores(texture_bundle_trained, cohort, tmp_path / "oof_scores.csv")
@@ -90,7 +90,7 @@ def test_oof_scores_come_from_the_fold_model_that_did_not_see_the_patient(textur
 
 def test_score_marks_the_radiographs_the_bundle_was_trained_on(texture_bundle_trained, texture_datalist,
                                                                contour_bundle_trained, tmp_path):
-    from RheumTextureLib.phantom import generate_cohort
+    from RheumImagingDemo.hand_phantom import generate_cohort
     from RheumTextureLib.score_cli import score_images
     from RheumTextureLib.texture import write_training_list
 
@@ -116,8 +116,8 @@ def test_score_marks_the_radiographs_the_bundle_was_trained_on(texture_bundle_tr
 def test_a_cohort_too_small_for_five_folds_is_refused_before_any_training(tmp_path, capsys):
     """The texture folds need 5 annotated patients per label; finding that out after the contour bundle has trained
     (minutes to hours) would waste the user's time."""
-    from RheumTextureLib.cli import main
-    from RheumTextureLib.phantom import generate_cohort
+    from RheumImagingDemo.hand_phantom import generate_cohort
+    from RheumTextureLib.rheumtexture_cli import main
 
     cohort = generate_cohort(tmp_path / "cohort", 4, 5, size=(128, 104), legacy_png=False)
     assert main(["train", "--cohort", str(cohort), "--out", str(tmp_path / "out")]) == 2

@@ -19,7 +19,7 @@ from RheumImagingLib.training_cohort import add_hand, add_ultrasound
 
 @pytest.fixture(scope="module")
 def hand_phantoms(tmp_path_factory):
-    from RheumTextureLib.phantom import generate_cohort
+    from RheumImagingDemo.hand_phantom import generate_cohort
 
     out = tmp_path_factory.mktemp("add_hand") / "phantoms"
     generate_cohort(out, 2, 3, size=(128, 104), legacy_png=False)
@@ -28,7 +28,7 @@ def hand_phantoms(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def us_phantoms(tmp_path_factory):
-    from SjogrenUSLib.phantom import generate_cohort
+    from RheumImagingDemo.us_phantom import generate_cohort
 
     out = tmp_path_factory.mktemp("add_us") / "phantoms"
     generate_cohort(out, 1, 4, shape=(128, 128), mucosa_spacing_mm=0.05, gland_spacing_mm=0.2, legacy_png=False)

@@ -13,13 +13,13 @@ import pytest
 from PIL import Image
 from scipy import ndimage
 
+from RheumImagingDemo.us_phantom import (ACQUISITION_RANGES, COHORT_COLUMNS, GLANDS, GRADING, SITES, THICKNESS_CUTOFF_MM,
+                                  draw_patient, render_gland, render_mucosa)
 from RheumImagingLib.anatomy import US_SEGMENTS
 from RheumImagingLib.annotations import ImageGeometry, read_masks
 from RheumImagingLib.imageio import read_image
-from SjogrenUSLib.cli import main
-from SjogrenUSLib.phantom import (ACQUISITION_RANGES, COHORT_COLUMNS, GLANDS, GRADING, SITES, THICKNESS_CUTOFF_MM,
-                                  draw_patient, render_gland, render_mucosa)
 from SjogrenUSLib.scoring import grade_gland
+from SjogrenUSLib.sjogrenus_cli import main
 
 SEED = 7
 N = 4

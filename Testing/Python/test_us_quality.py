@@ -15,7 +15,7 @@ from RheumImagingLib.annotations import SPACING_NONE
 
 
 def _cohort(root: Path, name: str, patients: int, seed: int) -> Path:
-    from SjogrenUSLib.cli import main
+    from SjogrenUSLib.sjogrenus_cli import main
 
     assert main(["phantom", str(root / name), "--patients", str(patients), "--seed", str(seed),
                  "--no-legacy-png"]) == 0
@@ -103,12 +103,12 @@ def test_score_flags_a_radiograph_phantom_and_a_cr_file(us_segmentation_trained,
     import pandas as pd
     from PIL import Image
 
+    from RheumImagingDemo.hand_phantom import render_hand
     from RheumImagingLib.imageio import read_image
     from RheumImagingLib.stats import flow
-    from RheumTextureLib.phantom import render_hand
     from SjogrenUSLib import quality
-    from SjogrenUSLib.cli import main
     from SjogrenUSLib.segmentation import USSegmenter
+    from SjogrenUSLib.sjogrenus_cli import main
 
     data_store = pytest.importorskip("data_store")
     cr = Path(data_store.__file__).parent / "data" / "RG3_UNCR.dcm"  # a hand radiograph, Modality CR

@@ -20,11 +20,11 @@ TEST_PATIENTS = 40
 
 def run_demo(out: Path, train_patients: int = TRAIN_PATIENTS, test_patients: int = TEST_PATIENTS) -> dict:
     from RheumImagingLib.console import console_bars, stage_printer
+    from RheumTextureLib.analyze_cli import analyze
+    from RheumTextureLib.score_cli import score_images
+    from RheumTextureLib.train_cli import train_bundles
 
-    from .analyze_cli import analyze
-    from .phantom import generate_cohort
-    from .score_cli import score_images
-    from .train import train_bundles
+    from .hand_phantom import generate_cohort
 
     started = time.time()
     out.mkdir(parents=True, exist_ok=True)

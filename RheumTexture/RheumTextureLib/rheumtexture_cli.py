@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import sys
 
-from RheumImagingLib.cli import run_cli
-
 from RheumImagingLib import agreement_cli, scene_cli
+from RheumImagingLib.commands import demo_command, run_cli
 
-from . import analyze_cli, phantom_cli, score_cli, train
+from . import analyze_cli, score_cli, train_cli
 
-COMMANDS = (scene_cli, phantom_cli, train, score_cli, analyze_cli, agreement_cli)
+COMMANDS = (scene_cli, demo_command("hand_phantom_cli"), train_cli, score_cli, analyze_cli, agreement_cli)
 
 
 def main(argv=None) -> int:

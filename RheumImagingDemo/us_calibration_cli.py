@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import echogenicity, glands
-from .phantom import ACQUISITION_MODES, ECHOGENICITY, GLANDS, draw_acquisition, render_gland, render_mucosa
+from SjogrenUSLib import echogenicity, glands
+
+from .us_phantom import ACQUISITION_MODES, ECHOGENICITY, GLANDS, GRADING_FILE, draw_acquisition, render_gland, render_mucosa
 
 CALIBRATION_SEEDS = range(1000, 1024)
 HELD_OUT_SEED_BASE = 5000
@@ -121,9 +122,9 @@ def calibrate_focus_ratio(seeds=CALIBRATION_SEEDS[:4], per_seed: int = 5, candid
     with the truth on these seeds; of tied candidates the middle one (farthest from both failure sides)."""
     from sklearn.metrics import cohen_kappa_score
 
-    from .scoring import load_system
+    from SjogrenUSLib.scoring import load_system
 
-    system = load_system("phantom_grading")
+    system = load_system(GRADING_FILE)
     samples = [gland_sample(seed, k) for seed in seeds for k in range(per_seed)]
     truth = [t["grade"] for _, _, t in samples]
     kappas = []
@@ -157,9 +158,9 @@ def evaluate_acquisition(n_patients: int = 40, seed: int = HELD_OUT_SEED_BASE + 
     (calibrate on images whose setting lies in one half of its range, test on the other half, both ways)."""
     from sklearn.metrics import cohen_kappa_score, roc_auc_score
 
-    from .patient import analyse_image, patient_row
-    from .phantom import ACQUISITION_RANGES, SITES, draw_patient
-    from .scoring import grade_gland, load_system
+    from SjogrenUSLib.patient import analyse_image, patient_row
+    from .us_phantom import ACQUISITION_RANGES, SITES, draw_patient
+    from SjogrenUSLib.scoring import grade_gland, load_system
 
     system, omeract = load_system("salaffi_0_4"), load_system("omeract_0_3")
     echo_rows, truth_grades, found_grades, labels, modified = [], [], [], [], []
@@ -230,14 +231,16 @@ def evaluate_acquisition(n_patients: int = 40, seed: int = HELD_OUT_SEED_BASE + 
 
 def grade_gland_of_truth(truth: dict, system: dict) -> int:
     """The grade ``system`` gives a phantom gland's true foci (reader criteria not entered)."""
-    from .scoring import grade_gland
+    from SjogrenUSLib.scoring import grade_gland
 
     return grade_gland([f["diameter_mm"] for f in truth["foci"]], system)
 
 
 if __name__ == "__main__":
+    import argparse
     import json
 
+    argparse.ArgumentParser(description=__doc__.splitlines()[0] + " Prints them as JSON (minutes).").parse_args()
     print(json.dumps({"echogenicity_MIN_SCORE_DB": calibrate_echogenicity(),
                       "omeract_mild_inhomogeneity": calibrate_inhomogeneity(),
                       "FOCUS_RATIO": calibrate_focus_ratio(),

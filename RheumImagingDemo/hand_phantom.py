@@ -424,7 +424,7 @@ def generate_cohort(outdir, n_patients: int, seed: int, effect="strong", *, size
     from PIL import Image
 
     from RheumImagingLib.annotations import ImageGeometry, write_curves
-    from RheumImagingLib.dicom_write import write_dicom
+    from .dicom_write import write_dicom
     from RheumImagingLib.imageio import read_image
 
     outdir = Path(outdir)

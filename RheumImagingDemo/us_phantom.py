@@ -3,7 +3,7 @@
 Why: no salivary-gland or buccal-mucosa ultrasound can be downloaded here, and segmentation,
 thickness, echogenicity, gland grades and the cohort statistics all need images whose truth is known.
 
-Each patient has five B-mode images (``phantom_bmode.bmode``: Rayleigh speckle, PSF, depth
+Each patient has five B-mode images (``us_phantom_bmode.bmode``: Rayleigh speckle, PSF, depth
 attenuation with time-gain compensation, log compression), rows = depth, probe at the top:
 
 - ``mucosa`` (256 x 256 at 0.03 mm, 7.7 mm field, 20 MHz): coupling gel (anechoic), the
@@ -15,7 +15,7 @@ attenuation with time-gain compensation, log compression), rows = depth, probe a
 - ``parotid_left|right``, ``submandibular_left|right`` (256 x 256 at 0.1 mm, 25.6 mm field,
   12 MHz): skin, subcutaneous fat with septa, fascia, the gland parenchyma (label 3, hyperechoic
   relative to the muscle around it) holding round hypoechoic foci (label 4, inside the
-  parenchyma) whose count and size follow the grade (``scoring_systems/phantom_grading.json``).
+  parenchyma) whose count and size follow the grade (``us_phantom_grading.json``).
 
 Scanner settings: ``acquisition="fixed"`` (one gain, 45 dB dynamic range, one probe per site) or, per
 image, ``draw_acquisition`` (``--acquisition varied``): gain, dynamic range, transducer frequency,
@@ -42,9 +42,9 @@ from scipy import ndimage
 from RheumImagingLib.anatomy import GLAND_SITES, SITES, US_LABELS, annotation_column, image_column
 from RheumImagingLib.cohort_folder import alternating_patients, cohort_writer
 from RheumImagingLib.errors import InputError
+from SjogrenUSLib.scoring import grade_gland
 
-from .phantom_bmode import Probe, bmode, smooth_noise
-from .scoring import grade_gland
+from .us_phantom_bmode import Probe, bmode, smooth_noise
 
 GLANDS = GLAND_SITES
 LABELS = {0: "background", **US_LABELS}
@@ -56,7 +56,7 @@ THICKNESS_CUTOFF_MM = 0.38  # mucosa score: one point at or below
 MUCOSA_PROBE = Probe(frequency_mhz=20.0, axial_fwhm_mm=0.08, lateral_fwhm_mm=0.2)
 GLAND_PROBE = Probe(frequency_mhz=12.0, axial_fwhm_mm=0.15, lateral_fwhm_mm=0.35)
 
-GRADING_FILE = Path(__file__).with_name("scoring_systems") / "phantom_grading.json"
+GRADING_FILE = Path(__file__).with_name("us_phantom_grading.json")
 GRADING = json.loads(GRADING_FILE.read_text())
 
 # Acquisition variation ("varied"): drawn per image from its own random stream, independent of the
@@ -409,7 +409,7 @@ def generate_cohort(outdir, n_patients: int, seed: int, *, overwrite: bool = Fal
     from PIL import Image
 
     from RheumImagingLib.annotations import ImageGeometry, write_segmentation
-    from RheumImagingLib.dicom_write import write_dicom
+    from .dicom_write import write_dicom
     from RheumImagingLib.imageio import read_image
 
     outdir = Path(outdir)

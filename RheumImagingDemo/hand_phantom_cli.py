@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from .phantom import ACQUISITION, ACQUISITIONS, DEFAULT_SIZE, DEFAULT_SPACING_MM, LATERALITIES, generate_cohort, parse_effect
+from .hand_phantom import ACQUISITION, ACQUISITIONS, DEFAULT_SIZE, DEFAULT_SPACING_MM, LATERALITIES, generate_cohort, parse_effect
 
 
 def _effect(text: str) -> str:

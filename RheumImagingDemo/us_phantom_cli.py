@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from .phantom import generate_cohort
+from .us_phantom import generate_cohort
 
 
 def register(subparsers) -> None:

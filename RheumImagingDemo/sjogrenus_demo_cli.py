@@ -21,7 +21,7 @@ def run_demo(out: Path, train_patients: int = TRAIN_PATIENTS, test_patients: int
              verbose: bool = False) -> dict:
     from RheumImagingLib.console import stage_printer
 
-    from .cli import main
+    from SjogrenUSLib.sjogrenus_cli import main
 
     started = time.time()
     show = stage_printer(started)
