@@ -1,7 +1,8 @@
 """Radiograph quality control with the test session's trained bundles: the shape model training stores with limits
 learnt on held-out patients, held-out and quarter-turned hands passing, and the qc in every score table. The margins
-were calibrated on phantom seeds 4 and 5 (bundle README, "Quality control"); the phantoms here are other seeds. What the shape model refuses is tested in
-test_shape_model.py (the session's contour model, trained on 6 images, has too loose a limit to show it)."""
+were calibrated on phantom seeds 4 and 5 (bundle README, "Quality control"); the phantoms here are other seeds.
+What the shape model refuses is tested in test_shape_model.py (the session's contour model, trained on 6 images
+with limits from 1 held-out image, is too rough to show it)."""
 
 from __future__ import annotations
 
