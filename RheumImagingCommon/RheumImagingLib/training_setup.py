@@ -84,3 +84,19 @@ def record_training(bundle_dir, started: float, **facts) -> Path:
     path = bundle_dir / TRAINING_RECORD
     path.write_text(json.dumps(record, indent=1))
     return path
+
+
+def held_out_patients(patients, val_fraction: float, seed: int = 0) -> set:
+    """The patients a trainer keeps out of training, for validation and to learn quality-control limits on images
+    the network did not train on: ``round(val_fraction * n)`` of them by a seeded permutation of the sorted ids, at
+    least one and never all when ``0 < val_fraction < 1`` and there are two or more; ``val_fraction=1``: all."""
+    if not 0.0 <= val_fraction <= 1.0:
+        raise ValueError("val_fraction must lie in [0, 1]")
+    import numpy as np
+
+    patients = sorted(set(patients))
+    order = np.random.default_rng(seed).permutation(len(patients))
+    n_val = int(round(val_fraction * len(patients)))
+    if 0 < val_fraction < 1 and len(patients) > 1:
+        n_val = min(max(n_val, 1), len(patients) - 1)
+    return {patients[i] for i in order[:n_val]}

@@ -167,16 +167,19 @@ def build_datalist(cohort_csv, out_json, prepared_dir, section: str = "training"
 
 
 def train_contour_bundle(bundle_dir, cohort_csv, out_dir, config: str | None = "demo",
-                         overrides: dict | None = None, progress=None, prepared_dir=None) -> Path:
+                         overrides: dict | None = None, progress=None, prepared_dir=None,
+                         val_fraction: float = 0.2, seed: int = 0) -> Path:
     """Train stage 1 (localiser) and stage 2 (Curve-GCN) with the bundle's train config.
 
     ``out_dir`` becomes a ready-to-use copy of the bundle (:mod:`RheumImagingLib.training_setup`) with
     ``models/model.pt`` (localiser), ``models/curvegcn.pt``, ``models/shape_model.json`` (the quality control's
     model of the contours it draws, see ``quality.py``), ``datalist.json`` and ``models/training.json``; the
-    trained sizes are in its configs. Images are prepared into ``prepared_dir`` (default ``out_dir/prepared``).
+    trained sizes are in its configs. ``val_fraction`` of the annotated patients (seeded split) go to the
+    datalist's ``validation`` section: the networks do not train on them, and the quality control learns its
+    limits on them. Images are prepared into ``prepared_dir`` (default ``out_dir/prepared``).
     ``progress(stage, fraction)`` hears about every training iteration.
     """
-    from RheumImagingLib.training_setup import new_training_copy, record_training
+    from RheumImagingLib.training_setup import held_out_patients, new_training_copy, record_training
 
     from .quality import write_shape_model
 
@@ -190,12 +193,17 @@ def train_contour_bundle(bundle_dir, cohort_csv, out_dir, config: str | None = "
         if created:  # no half-made bundle left behind
             shutil.rmtree(out_dir)
         raise
+    items = json.loads(datalist.read_text())
+    held_out = held_out_patients([item["patient_id"] for item in items["training"]], val_fraction, seed)
+    items["validation"] = [item for item in items["training"] if item["patient_id"] in held_out]
+    items["training"] = [item for item in items["training"] if item["patient_id"] not in held_out]
+    datalist.write_text(json.dumps(items, indent=1))
     for stage, name in ((1, "localiser"), (2, "Curve-GCN")):
         Bundle(out_dir, "train", {"stage": stage}).train(f"contour {name} (stage {stage}/2)", progress)
-    trained_images = json.loads(datalist.read_text())["training"]
-    write_shape_model(out_dir, (np.load(out_dir / item["image"]) for item in trained_images))
+    write_shape_model(out_dir, *((np.load(out_dir / item["image"]) for item in items[section])
+                                 for section in ("training", "validation")))
     record_training(out_dir, started, source=Path(bundle_dir).resolve(), config=config, overrides=overrides or {},
-                    cohort=Path(cohort_csv).resolve(), datalist=datalist.name)
+                    cohort=Path(cohort_csv).resolve(), datalist=datalist.name, val_fraction=val_fraction, seed=seed)
     return out_dir
 
 

@@ -6,9 +6,11 @@ model fitted when the bundle was trained (``models/shape_model.json``, the bundl
 - ``contour implausible for MCk``: the bone's outline is unlike every training outline;
 - ``not a full PA hand``: the three bones' layout (order, spacing, relative size, tilt) is unlike training;
 - ``localiser not confident``: for some bone, the localiser's mean softmax probability over the bone's region is
-  lower than ``CONFIDENCE_MARGIN`` times the training images' 95th percentile of 1 - that probability allows
+  lower than ``CONFIDENCE_MARGIN`` times the held-out images' 95th percentile of 1 - that probability allows
   (``models/localiser_confidence.json``, written with the shape model).
-How the limits were chosen and what they flag is in the bundle README ("Quality control").
+The limits are learnt out of sample, on the held-out patients training keeps out of the networks' training: the
+networks read their own training images better than new ones. How the margins were chosen and what they flag is in
+the bundle README ("Quality control").
 """
 
 from __future__ import annotations
@@ -19,20 +21,22 @@ from RheumImagingLib.bundle import bundle_imports
 
 SHAPE_MODEL = Path("models") / "shape_model.json"
 CONFIDENCE = Path("models") / "localiser_confidence.json"
-CONFIDENCE_MARGIN = 5.0  # the largest held-out 1 - confidence on seed 501 was 4.8 times the training 95th percentile
+CONFIDENCE_MARGIN = 6.0  # calibration: bundle README, "Quality control"
 NOT_A_HAND = "not a full PA hand"
 NOT_CONFIDENT = "localiser not confident"
 NO_SHAPE_MODEL = "contours not checked (the contour bundle has no shape model; retrain it)"
+NO_LIMITS = ("contours not checked (no held-out image was contoured when the bundle was trained, so its shape model "
+             "has no limits; retrain with more annotated patients)")
 
 
 def implausible_contour(bone: str) -> str:
     return f"contour implausible for {bone}"
 
 
-def write_shape_model(bundle_dir, images) -> Path:
-    """Fit the shape model on the contours the freshly trained bundle draws on its training images (2-D arrays in
-    the trained convention: right hands, fingers up), record the localiser's confidence on them, and store both
-    in the bundle."""
+def write_shape_model(bundle_dir, training_images, held_out_images) -> Path:
+    """Fit the shape model on the contours the freshly trained bundle draws on its training images, learn its limits
+    and the localiser's confidence limit from the held-out images (not trained on), and store both in the bundle.
+    Images: 2-D arrays in the trained convention (right hands, fingers up)."""
     import json
 
     import numpy as np
@@ -44,26 +48,33 @@ def write_shape_model(bundle_dir, images) -> Path:
     bundle_dir = Path(bundle_dir)
     contourer = MetacarpalContourer(bundle_dir)
     quality = ContourQuality(bundle_dir, contourer)
-    contours, doubt, missed = [], [], 0
-    for pixels in images:
-        try:
-            contours.append({bone: c["control_points"] for bone, c in contourer.predict(pixels).items()})
-        except InputError:  # the localiser missed a bone: no contour to learn from
-            missed += 1
-            continue
-        doubt.append(1.0 - quality.localiser_confidence(pixels))
+
+    def read(images):
+        contours, doubt, missed = [], [], 0
+        for pixels in images:
+            try:
+                contours.append({bone: c["control_points"] for bone, c in contourer.predict(pixels).items()})
+            except InputError:  # the localiser missed a bone: no contour to learn from
+                missed += 1
+                continue
+            doubt.append(1.0 - quality.localiser_confidence(pixels))
+        return contours, doubt, missed
+
+    (contours, _, missed), (held_out, doubt, held_out_missed) = read(training_images), read(held_out_images)
     path = bundle_dir / SHAPE_MODEL
     with bundle_imports(bundle_dir):
         from scripts import shape_model
 
         try:
-            models = shape_model.fit_hand_models(contours)
+            models = shape_model.fit_hand_models(contours, held_out)
         except ValueError as exc:
             raise InputError(bundle_dir, f"no shape model for quality control: {exc}") from None
         shape_model.save(models, path, fitted_on=f"the network's contours on {len(contours)} training images",
-                         images_without_contours=missed)
-    limit = 1.0 - CONFIDENCE_MARGIN * float(np.percentile(doubt, 95))
-    (bundle_dir / CONFIDENCE).write_text(json.dumps({"training_1_minus_confidence": np.round(doubt, 6).tolist(),
+                         images_without_contours=missed,
+                         limits_from=f"the network's contours on {len(held_out)} held-out images",
+                         held_out_images_without_contours=held_out_missed)
+    limit = 1.0 - CONFIDENCE_MARGIN * float(np.percentile(doubt, 95)) if doubt else None
+    (bundle_dir / CONFIDENCE).write_text(json.dumps({"held_out_1_minus_confidence": np.round(doubt, 6).tolist(),
                                                      "margin": CONFIDENCE_MARGIN, "limit": limit}, indent=1) + "\n")
     return path
 
@@ -126,6 +137,8 @@ class ContourQuality:
         convention, for the localiser's confidence."""
         if self.models is None:
             return [NO_SHAPE_MODEL]
+        if any(model.limit is None for model in self.models.values()):
+            return [NO_LIMITS]
         distances, limits = self.distances(control_points), self.limits()
         reasons = [implausible_contour(bone) for bone in control_points if distances[bone] > limits[bone]]
         if distances[self._layout] > limits[self._layout]:

@@ -1,10 +1,14 @@
-"""Quality control of ultrasound segmentations: is a predicted label map one the training labels make plausible?
+"""Quality control of ultrasound segmentations: is a predicted label map one the training made plausible?
 
 Why: the network labels any picture, a radiograph included, and the measurements downstream (thickness, gland
-grade) would still produce numbers. Instead, each trained bundle carries what its training labels looked like
+grade) would still produce numbers. Instead, each trained bundle carries what its segmentations should look like
 (``models/plausibility.json``, fitted by :func:`fit` at training time): per site kind (mucosa, gland) the range of
-a few shape features. At scoring, :func:`check` gives the reasons a prediction falls outside them ("layer not
-found", "gland not found", "segmentation implausible: ..."); the score row's ``qc`` joins them.
+a few shape features over the training label maps and over the trained network's own predictions on the
+validation images (patients it did not train on). The predictions count because the network's outlines are not
+drawn ones: its epithelium has gaps and its parenchyma a rougher outline where the labels have none, and ranges
+from the labels alone flagged 14 of 30 held-out demo patients (bundle docs/README.md, "Quality control"). At
+scoring, :func:`check` gives the reasons a prediction falls outside them ("layer not found", "gland not found",
+"segmentation implausible: ..."); the score row's ``qc`` joins them.
 
 Features are fractions of the image or ratios, so they do not depend on the pixel size; the epithelium thickness is
 also checked in mm, but only where both the training images and the scored image are calibrated (mm only from a
@@ -21,10 +25,9 @@ import numpy as np
 from RheumImagingLib.errors import InputError
 
 FILENAME = "plausibility.json"
-#: Each range is the training minimum to maximum widened on both sides by MARGIN times its width, at least by
-#: FLOOR (by the feature's name ending). Calibrated on phantom seeds other than those the tests check (bundle
-#: docs/README.md, "Quality control"): the network's parenchyma has a rougher outline than a drawn one (solidity
-#: 0.84-0.95 predicted against 0.99 in the labels), hence the solidity's wider floor.
+#: Each range is the minimum to maximum over the training labels and the held-out predictions, widened on both
+#: sides by MARGIN times its width, at least by FLOOR (by the feature's name ending). Calibrated on phantom seeds
+#: other than the demo's held-out seed and those the tests check (bundle docs/README.md, "Quality control").
 MARGIN = 0.5
 FLOOR = {"_mm": 0.05, "_solidity": 0.2, "": 0.02}
 #: Modalities the network was made for (DICOM Modality); an image of another modality is not segmented.
@@ -75,26 +78,41 @@ def features(labels, kind: str, spacing_mm=None) -> dict[str, float]:
     return out
 
 
-def fit(items, bundle_version: str = "") -> dict:
-    """The plausibility model from training label maps: ``items`` of (label map, site, spacing_mm or None)."""
-    values: dict[str, dict[str, list[float]]] = {}
-    counts: dict[str, int] = {}
-    for labels, site, spacing_mm in items:
-        kind = site_kind(site)
-        counts[kind] = counts.get(kind, 0) + 1
-        for name, value in features(labels, kind, spacing_mm).items():
-            values.setdefault(kind, {}).setdefault(name, []).append(value)
+def predictions(segmenter, images):
+    """(predicted label map, site, spacing) for each (image, site, spacing) of ``images``: what the trained network
+    draws on images it did not train on, for :func:`fit`."""
+    for pixels, site, spacing_mm in images:
+        yield segmenter.predict(pixels), site, spacing_mm
+
+
+def fit(items, bundle_version: str = "", predicted=()) -> dict:
+    """The plausibility model from the training label maps, ``items`` of (label map, site, spacing_mm or None),
+    and the network's ``predicted`` label maps of held-out images (same tuples)."""
+    values: dict[str, dict[str, dict[str, list[float]]]] = {}
+    counts: dict[str, dict[str, int]] = {}
+    for source, maps in (("training", items), ("predicted", predicted)):
+        for labels, site, spacing_mm in maps:
+            kind = site_kind(site)
+            counts.setdefault(source, {}).setdefault(kind, 0)
+            counts[source][kind] += 1
+            for name, value in features(labels, kind, spacing_mm).items():
+                values.setdefault(kind, {}).setdefault(name, {}).setdefault(source, []).append(value)
     ranges = {}
     for kind, by_name in values.items():
         ranges[kind] = {}
-        for name, seen in by_name.items():
+        for name, by_source in by_name.items():
+            seen = [v for found in by_source.values() for v in found]
             lo, hi = float(min(seen)), float(max(seen))
             widen = max(MARGIN * (hi - lo), next(v for end, v in FLOOR.items() if name.endswith(end)))
-            ranges[kind][name] = {"training_min": lo, "training_max": hi, "low": lo - widen, "high": hi + widen,
-                                  "n_images": len(seen)}
-    return {"description": "ranges of segmentation features over the training label maps, widened by "
-                           f"{MARGIN} x their width (at least {FLOOR}); SjogrenUSLib.quality",
-            "bundle_version": bundle_version, "n_images": counts, "ranges": ranges}
+            ranges[kind][name] = {"low": lo - widen, "high": hi + widen, "seen_min": lo, "seen_max": hi}
+            for source, found in by_source.items():
+                ranges[kind][name].update({f"{source}_min": float(min(found)), f"{source}_max": float(max(found)),
+                                           f"n_{source}": len(found)})
+    return {"description": "ranges of segmentation features over the training label maps and the network's "
+                           f"predictions on held-out images, widened by {MARGIN} x their width (at least {FLOOR}); "
+                           "SjogrenUSLib.quality",
+            "bundle_version": bundle_version, "n_images": counts.get("training", {}),
+            "n_predicted": counts.get("predicted", {}), "ranges": ranges}
 
 
 def check(labels, site: str, model: dict, spacing_mm=None) -> list[str]:
@@ -110,11 +128,16 @@ def check(labels, site: str, model: dict, spacing_mm=None) -> list[str]:
     ranges = model.get("ranges", {}).get(kind)
     if not ranges:
         return [f"segmentation not checked: the bundle's training labels had no {kind} image"]
-    outside = [f"{name} {found[name]:.3g} (training {r['training_min']:.3g}-{r['training_max']:.3g})"
+    outside = [f"{name} {found[name]:.3g} (training {_seen(r, 'min'):.3g}-{_seen(r, 'max'):.3g})"
                for name, r in ranges.items() if name in found and not r["low"] <= found[name] <= r["high"]]
     if kind == "mucosa" and "epithelium_above_submucosa" not in found:
         outside.append("epithelium and submucosa in no common column")
     return [f"segmentation implausible: {', '.join(outside)}"] if outside else []
+
+
+def _seen(feature_range: dict, end: str) -> float:
+    """The learnt range's end (a model fitted before predictions were learnt has the labels' only)."""
+    return feature_range.get(f"seen_{end}", feature_range[f"training_{end}"])
 
 
 def modality_reason(metadata: dict | None) -> str | None:

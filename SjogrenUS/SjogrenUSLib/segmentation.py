@@ -158,11 +158,12 @@ def training_pairs(cohort_csv: str | Path, out_dir: str | Path) -> dict[str, lis
     return pairs
 
 
-def training_labels(datalist: Path):
-    """(label map, site, spacing in mm or None) of the datalist's ``training`` items, for the plausibility model."""
-    for item in json.loads(Path(datalist).read_text())["training"]:
+def datalist_arrays(datalist: Path, section: str = "training", key: str = "label"):
+    """(array, site, spacing in mm or None) of a datalist section's items, the array being the item's ``key``
+    (``label`` or ``image``), for the plausibility model."""
+    for item in json.loads(Path(datalist).read_text())[section]:
         calibrated = item.get("spacing_source") != SPACING_NONE
-        yield np.load(Path(datalist).parent / item["label"]), item["site"], item["spacing_mm"] if calibrated else None
+        yield np.load(Path(datalist).parent / item[key]), item["site"], item["spacing_mm"] if calibrated else None
 
 
 def build_datalist(cohort_csv: str | Path, out_json: str | Path, val_fraction: float = 0.2, seed: int = 0,
@@ -173,6 +174,8 @@ def build_datalist(cohort_csv: str | Path, out_json: str | Path, val_fraction: f
     Patients, not images, are split: a patient's images go together to ``training`` or ``validation``.
     ``val_fraction=1`` puts the whole cohort in ``validation`` (a held-out set for ``evaluate.json``).
     """
+    from RheumImagingLib.training_setup import held_out_patients
+
     cohort_csv, out_json = Path(cohort_csv), Path(out_json)
     if not 0.0 <= val_fraction <= 1.0:
         raise ValueError("val_fraction must lie in [0, 1]")
@@ -184,11 +187,7 @@ def build_datalist(cohort_csv: str | Path, out_json: str | Path, val_fraction: f
             for key in ("image", "label"):
                 item[key] = _relative(item[key], out_json.parent)
     patients = sorted(pairs)
-    order = np.random.default_rng(seed).permutation(len(patients))
-    n_val = int(round(val_fraction * len(patients)))
-    if 0 < val_fraction < 1 and len(patients) > 1:
-        n_val = min(max(n_val, 1), len(patients) - 1)
-    val_ids = {patients[i] for i in order[:n_val]}
+    val_ids = held_out_patients(patients, val_fraction, seed)
     datalist = {
         "description": f"built from {cohort_csv.resolve()} (seed {seed}, val_fraction {val_fraction}); "
                        "split by patient",
@@ -206,9 +205,9 @@ def train_segmentation(bundle_dir: str | Path, cohort_csv: str | Path, out_dir: 
                        progress=None) -> Path:
     """Train the bundle on a cohort and return ``out_dir``: a copy of the bundle, ready to use, with
     ``models/model.pt`` (best validation mean Dice), ``models/plausibility.json`` (what the training label
-    maps look like, :mod:`.quality`), its ``datalist.json``, ``models/training.json``
-    and ``training.log`` (the full log, every iteration); ``progress(stage, fraction)`` hears about
-    every iteration.
+    maps and the network's predictions on the validation images look like, :mod:`.quality`), its
+    ``datalist.json``, ``models/training.json`` and ``training.log`` (the full log, every iteration);
+    ``progress(stage, fraction)`` hears about every iteration.
 
     ``config`` is an override config of the bundle (``"demo"``: few epochs on this CPU), or None for
     the full ``train.json`` recipe. The source bundle is never modified.
@@ -221,10 +220,11 @@ def train_segmentation(bundle_dir: str | Path, cohort_csv: str | Path, out_dir: 
     bundle = Bundle(out_dir, "train", overrides={"datalist": str(datalist.resolve())})
     with log_file(out_dir / "training.log"):
         bundle.train("segmentation", progress)
-    quality.write(quality.fit(training_labels(datalist), bundle.version), out_dir)
     checkpoint = out_dir / "models" / "model.pt"
     if not checkpoint.is_file():
         raise RuntimeError(f"{out_dir}: training wrote no models/model.pt (see training.log)")
+    held_out = quality.predictions(USSegmenter(out_dir), datalist_arrays(datalist, "validation", "image"))
+    quality.write(quality.fit(datalist_arrays(datalist), bundle.version, held_out), out_dir)
     record_training(out_dir, started, source=Path(bundle_dir).resolve(), config=config, overrides=overrides or {},
                     cohort=Path(cohort_csv).resolve(), seed=seed, val_fraction=val_fraction,
                     checkpoint_sha256=bundle.provenance(checkpoint)["checkpoint_sha256"])

@@ -81,13 +81,13 @@ def texture_bundle_trained(tmp_path_factory, texture_datalist):
 @pytest.fixture(scope="session")
 def contour_bundle_trained(tmp_path_factory):
     """The metacarpal_contour bundle trained once on 6 phantoms (demo sizes, few epochs; ~35 s) through the real
-    path (DICOM + Slicer markups, no PNG written): a ready-to-use bundle folder with models/model.pt (localiser),
-    models/curvegcn.pt and datalist.json."""
+    path (DICOM + Slicer markups, no PNG written), a seventh held out for the quality control's limits: a
+    ready-to-use bundle folder with models/model.pt (localiser), models/curvegcn.pt and datalist.json."""
     from RheumImagingDemo.hand_phantom import generate_cohort
     from RheumTextureLib.contour import BUNDLE_DIR, train_contour_bundle
 
     root = tmp_path_factory.mktemp("contour")
-    cohort = generate_cohort(root / "phantoms", 6, 31, legacy_png=False)
+    cohort = generate_cohort(root / "phantoms", 7, 31, legacy_png=False)
     return train_contour_bundle(BUNDLE_DIR, cohort, root / "bundle", config="demo",
                                 overrides={"stage1#max_epochs": 50, "stage2#max_epochs": 40})
 

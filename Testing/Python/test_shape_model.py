@@ -41,7 +41,7 @@ def training(n=200, seed=0):
 
 @pytest.fixture(scope="module")
 def model():
-    return shape_model.ShapeModel.fit(training(), rotate=True)
+    return shape_model.ShapeModel.fit(training(), rotate=True).calibrate(training(20, seed=5))
 
 
 def test_distance_counts_standard_deviations_of_the_mode_the_shapes_vary_by(model):
@@ -63,13 +63,17 @@ def hand(amount: float) -> dict:
     return {name: bone(amount) + [dx, 0] for name, dx in zip(shape_model.BONES, (0, 25, 50))}
 
 
+def noisy_hands(n: int, seed: int, noise: float = 0.05) -> list[dict]:
+    """Hands with point noise and a little tilt, as hands lie on the detector."""
+    rng = np.random.default_rng(seed)
+    return [{name: turned(p, rng.normal(0, 2)) + rng.normal(0, noise, (40, 2)) for name, p in hand(b).items()}
+            for b in rng.normal(0, SD, n)]
+
+
 @pytest.fixture(scope="module")
 def hand_models():
-    """Fitted on 30 hands with point noise and a little tilt, as hands lie on the detector."""
-    rng = np.random.default_rng(1)
-    hands = [{name: turned(p, rng.normal(0, 2)) + rng.normal(0, 0.05, (40, 2)) for name, p in hand(b).items()}
-             for b in rng.normal(0, SD, 30)]
-    return shape_model.fit_hand_models(hands)
+    """Fitted on 30 hands, limits learnt on 10 others."""
+    return shape_model.fit_hand_models(noisy_hands(30, 1), noisy_hands(10, 2))
 
 
 def test_bone_distance_ignores_position_size_and_rotation_but_layout_keeps_rotation(hand_models):
@@ -82,16 +86,23 @@ def test_bone_distance_ignores_position_size_and_rotation_but_layout_keeps_rotat
     assert before[shape_model.LAYOUT] < hand_models[shape_model.LAYOUT].limit < after[shape_model.LAYOUT]
 
 
-def test_quality_names_the_implausible_bone_and_a_hand_unlike_training(hand_models, tmp_path):
-    """What ``rheumtexture score`` writes in ``qc`` for contours the stored shape model refuses."""
+def _bundle_with(models, tmp_path):
+    """A copy of the contour bundle (no weights) with ``models`` as its shape model."""
     import shutil
 
-    from RheumTextureLib.quality import NOT_A_HAND, SHAPE_MODEL, ContourQuality, implausible_contour
+    from RheumTextureLib.quality import SHAPE_MODEL
 
     bundle = shutil.copytree(BUNDLE_DIR, tmp_path / "bundle", ignore=shutil.ignore_patterns("models", "__pycache__"))
     (bundle / "models").mkdir()
-    shape_model.save(hand_models, bundle / SHAPE_MODEL)
-    quality = ContourQuality(bundle)
+    shape_model.save(models, bundle / SHAPE_MODEL)
+    return bundle
+
+
+def test_quality_names_the_implausible_bone_and_a_hand_unlike_training(hand_models, tmp_path):
+    """What ``rheumtexture score`` writes in ``qc`` for contours the stored shape model refuses."""
+    from RheumTextureLib.quality import NOT_A_HAND, ContourQuality, implausible_contour
+
+    quality = ContourQuality(_bundle_with(hand_models, tmp_path))
     new = hand(-SD)
     assert quality.reasons(new) == []
     centre, half = new["MC3"].mean(axis=0), np.ptp(new["MC3"], axis=0) / 2
@@ -110,15 +121,40 @@ def test_training_distances_are_leave_one_out():
     assert np.median(model.training_distances) >= np.median([model.distance(s) for s in shapes])
 
 
-def test_limit_is_the_margin_times_the_percentile_and_survives_a_round_trip(model, tmp_path):
-    assert model.limit == pytest.approx(shape_model.MARGIN * np.percentile(model.training_distances,
-                                                                           shape_model.PERCENTILE))
+def test_limit_is_the_margin_times_the_percentile_of_held_out_distances_and_survives_a_round_trip(model, tmp_path):
+    held_out = training(20, seed=5)
+    distances = [model.distance(s) for s in held_out]
+    assert model.held_out_distances == pytest.approx(distances)
+    assert model.limit == pytest.approx(shape_model.MARGIN * np.percentile(distances, shape_model.PERCENTILE))
     path = tmp_path / "shape_model.json"
     shape_model.save({"MC3": model}, path, fitted_on="test shapes")
     loaded = shape_model.load(path)["MC3"]
     assert loaded.limit == pytest.approx(model.limit)
+    assert loaded.held_out_distances == pytest.approx(distances, rel=1e-5)
     probe = bone(4 * SD)
     assert loaded.distance(probe) == pytest.approx(model.distance(probe), rel=1e-6)
+
+
+def test_the_limit_follows_the_held_out_contours_not_the_training_ones():
+    """A network draws new images less precisely than those it trained on. Training hands with point noise 0.05,
+    held-out hands with 4 x MARGIN times more: a new hand as noisy as the held-out ones lies beyond MARGIN times the
+    training distances' percentile (the limit before calibration out of sample) but within the learnt limit."""
+    noisier = 4 * shape_model.MARGIN * 0.05
+    models = shape_model.fit_hand_models(noisy_hands(30, 1), noisy_hands(10, 2, noisier))
+    new = noisy_hands(1, 3, noisier)[0]
+    found = shape_model.distances(models, new)
+    for name, model in models.items():
+        in_sample_limit = shape_model.MARGIN * np.percentile(model.training_distances, shape_model.PERCENTILE)
+        assert in_sample_limit < found[name] < model.limit, name
+
+
+def test_without_held_out_contours_there_is_no_limit_and_contours_are_not_judged(tmp_path):
+    from RheumTextureLib.quality import NO_LIMITS, SHAPE_MODEL, ContourQuality
+
+    models = shape_model.fit_hand_models(noisy_hands(30, 1))
+    assert all(model.limit is None for model in models.values())
+    bundle = _bundle_with(models, tmp_path)
+    assert ContourQuality(bundle).reasons(hand(0.0)) == [NO_LIMITS]
 
 
 def test_too_few_training_contours_is_an_error():
