@@ -42,7 +42,7 @@ class USSegmenter:
         import torch
         from monai.transforms import Compose, LoadImaged, SaveImaged
 
-        from RheumImagingLib.runtime import prepare
+        from RheumImagingLib.runtime import prepare, stored_path
 
         self.bundle = Bundle(bundle_dir, "inference")
         self.bundle.parser["device"] = f"$torch.device('{torch.device(device)}')"
@@ -52,7 +52,8 @@ class USSegmenter:
         self.checkpoint_sha256 = load_checkpoint(network, self.checkpoint, key="model")
         window = (1, *self.bundle.get("patch_size"))  # the sliding window's input (roi_size)
         self.network = prepare(network.to(self.device), window, key=self.checkpoint_sha256, runtime=runtime,
-                               device=self.device, label=f"{self.bundle.name} network")
+                               device=self.device, label=f"{self.bundle.name} network",
+                               stored=stored_path(self.checkpoint))
         # As MONAI Label's BundleInferTask: the caller supplies the pixels, nothing is written.
         pre = self.bundle.get("preprocessing").transforms
         post = self.bundle.get("postprocessing").transforms
@@ -83,8 +84,8 @@ class USSegmenter:
         import torch
 
         image = self.network_input(pixels)
-        with torch.no_grad():
-            logits = self._inferer(image[None].to(self.device), self.network)
+        with torch.no_grad():  # a plain tensor: MetaTensor bookkeeping per window is of no use here
+            logits = self._inferer(image.as_tensor()[None].to(self.device), self.network)
         labels = np.asarray(self._post({"image": image, "pred": logits[0].cpu()})["pred"])  # (x, y) uint8
         return np.ascontiguousarray(labels.T)
 
@@ -205,7 +206,8 @@ def train_segmentation(bundle_dir: str | Path, cohort_csv: str | Path, out_dir: 
                        val_fraction: float = 0.2, seed: int = 0, overrides: dict | None = None,
                        progress=None) -> Path:
     """Train the bundle on a cohort and return ``out_dir``: a copy of the bundle, ready to use, with
-    ``models/model.pt`` (best validation mean Dice), ``models/plausibility.json`` (what the training label
+    ``models/model.pt`` (best validation mean Dice), ``models/model.onnx`` (its graph, so that scoring
+    exports nothing: :func:`store_graph`), ``models/plausibility.json`` (what the training label
     maps look like, :mod:`.quality`), its ``datalist.json``, ``models/training.json``
     and ``training.log`` (the full log, every iteration); ``progress(stage, fraction)`` hears about
     every iteration.
@@ -225,7 +227,27 @@ def train_segmentation(bundle_dir: str | Path, cohort_csv: str | Path, out_dir: 
     checkpoint = out_dir / "models" / "model.pt"
     if not checkpoint.is_file():
         raise RuntimeError(f"{out_dir}: training wrote no models/model.pt (see training.log)")
+    store_graph(out_dir, checkpoint)
     record_training(out_dir, started, source=Path(bundle_dir).resolve(), config=config, overrides=overrides or {},
                     cohort=Path(cohort_csv).resolve(), seed=seed, val_fraction=val_fraction,
                     checkpoint_sha256=bundle.provenance(checkpoint)["checkpoint_sha256"])
     return out_dir
+
+
+def store_graph(bundle_dir: str | Path, checkpoint: str | Path) -> Path | None:
+    """The ONNX graph of ``checkpoint`` beside it (``RheumImagingLib.runtime.store``), at the inference window, as
+    :class:`USSegmenter` runs it; None (and a warning: scoring then exports once into its cache) when the export
+    fails, so that a finished training is never lost to it."""
+    import logging
+
+    from RheumImagingLib.runtime import store, stored_path
+
+    bundle = Bundle(bundle_dir, "inference")
+    network = bundle.get("network_def")
+    key = load_checkpoint(network, checkpoint, key="model")
+    try:
+        return store(network, (1, *bundle.get("patch_size")), key=key, path=stored_path(checkpoint))
+    except Exception as exc:  # noqa: BLE001 (any exporter failure; the weights are what training made)
+        logging.getLogger(__name__).warning("%s: no ONNX graph stored (%s: %s); scoring will export it", checkpoint,
+                                            exc.__class__.__name__, exc)
+        return None
