@@ -81,6 +81,20 @@ def test_largest_component_per_label_equals_monai_bit_for_bit(transforms, phanto
     assert torch.equal(transforms.KeepLargestComponentPerLabeld("p", [2])({"p": ties.clone()})["p"], monai)
 
 
+def test_hole_filling_equals_monai_bit_for_bit(transforms, phantoms):
+    import torch
+    from monai.transforms import FillHolesd
+
+    filled = 0
+    for k, (_, labels, _) in enumerate(phantoms):
+        pred = torch.from_numpy(_noisy(labels, 20 + k).astype(np.float32)[None])
+        monai = FillHolesd("pred", applied_labels=[3])({"pred": pred.clone()})["pred"]
+        ours = transforms.FillHolesd("pred", [3])({"pred": pred.clone()})["pred"]
+        assert ours.dtype == pred.dtype and torch.equal(ours, monai)
+        filled += int((ours != pred).sum())
+    assert filled > 0  # islands inside the parenchyma were holes
+
+
 def test_gland_grade_equals_the_straightforward_formulation(phantoms):
     """Masks, smoothing and distances computed once per image give what each measure computes on its own."""
     from SjogrenUSLib import glands
