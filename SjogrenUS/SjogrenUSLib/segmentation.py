@@ -8,6 +8,7 @@ weights are loaded once, with ``weights_only=True``, their sha256 kept for prove
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import time
@@ -48,18 +49,19 @@ class USSegmenter:
         self.bundle.parser["device"] = f"$torch.device('{torch.device(device)}')"
         self.device = torch.device(device)
         self.checkpoint = Path(checkpoint) if checkpoint else self.bundle.root / "models" / "model.pt"
-        network = self.bundle.get("network_def")
-        self.checkpoint_sha256 = load_checkpoint(network, self.checkpoint, key="model")
+        with torch_threads(1):  # small layers and maps built in one thread, as in predict
+            network = self.bundle.get("network_def")
+            self.checkpoint_sha256 = load_checkpoint(network, self.checkpoint, key="model")
+            # As MONAI Label's BundleInferTask: the caller supplies the pixels, nothing is written.
+            pre = self.bundle.get("preprocessing").transforms
+            post = self.bundle.get("postprocessing").transforms
+            self._inferer = self.bundle.get("inferer")
         window = (1, *self.bundle.get("patch_size"))  # the sliding window's input (roi_size)
         self.network = prepare(network.to(self.device), window, key=self.checkpoint_sha256, runtime=runtime,
                                device=self.device, label=f"{self.bundle.name} network",
                                stored=stored_path(self.checkpoint))
-        # As MONAI Label's BundleInferTask: the caller supplies the pixels, nothing is written.
-        pre = self.bundle.get("preprocessing").transforms
-        post = self.bundle.get("postprocessing").transforms
         self._pre = Compose([t for t in pre if not isinstance(t, LoadImaged)])
         self._post = Compose([t for t in post if not isinstance(t, SaveImaged)])
-        self._inferer = self.bundle.get("inferer")
         self.plausibility = quality.load(self.bundle.root)  # None for a bundle trained before quality control
 
     def network_input(self, pixels):
@@ -84,9 +86,18 @@ class USSegmenter:
         import torch
 
         image = self.network_input(pixels)
-        with torch.no_grad():  # a plain tensor: MetaTensor bookkeeping per window is of no use here
-            logits = self._inferer(image.as_tensor()[None].to(self.device), self.network)
-        labels = np.asarray(self._post({"image": image, "pred": logits[0].cpu()})["pred"])  # (x, y) uint8
+        threads = torch.get_num_threads()
+
+        def network(windows):  # eager PyTorch in all of torch's threads; ONNX Runtime has its own
+            with torch_threads(threads):
+                return self.network(windows)
+
+        # The work around the network (window blending, labels) in one thread: each of its small torch operations
+        # otherwise waits for torch's other threads, which on a busy machine cost more than the operation (on the
+        # shared 2-core machine: 90 ms against 30 ms of one image's blending and labelling).
+        with torch.no_grad(), torch_threads(1):  # a plain tensor: MetaTensor bookkeeping per window is of no use here
+            logits = self._inferer(image.as_tensor()[None].to(self.device), network)
+            labels = np.asarray(self._post({"image": image, "pred": logits[0].cpu()})["pred"])  # (x, y) uint8
         return np.ascontiguousarray(labels.T)
 
     def provenance(self) -> dict[str, str]:
@@ -102,6 +113,23 @@ class USSegmenter:
             "labels": ", ".join(f"{k} {v}" for k, v in LABELS.items()),
             "runtime": runtime_name(self.network),
         }
+
+
+@contextlib.contextmanager
+def torch_threads(n: int):
+    """torch's intra-op threads set to ``n`` for the block (process-wide: the block must not overlap other torch
+    work of another thread, as the scoring loop does not)."""
+    import torch
+
+    previous = torch.get_num_threads()
+    if n == previous:
+        yield
+        return
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
 
 
 def _relative(path: Path, folder: Path) -> str:
