@@ -93,8 +93,9 @@ class USSegmenter:
                 return self.network(windows)
 
         # The work around the network (window blending, labels) in one thread: each of its small torch operations
-        # otherwise waits for torch's other threads, which on a busy machine cost more than the operation (on the
-        # shared 2-core machine: 90 ms against 30 ms of one image's blending and labelling).
+        # otherwise waits for torch's other threads, which on a busy machine cost more than the operation (shared
+        # 2-core machine, one 256 x 256 image: window inference 294 ms against 87 ms with the same ONNX Runtime
+        # network inside, post-processing 59 ms against 13 ms).
         with torch.no_grad(), torch_threads(1):  # a plain tensor: MetaTensor bookkeeping per window is of no use here
             logits = self._inferer(image.as_tensor()[None].to(self.device), network)
             labels = np.asarray(self._post({"image": image, "pred": logits[0].cpu()})["pred"])  # (x, y) uint8

@@ -3,8 +3,8 @@ training throughput, on phantom ultrasound studies (five images each).
 
 The segmentation bundle is trained for a few seconds on the phantoms (the measurements need
 plausible masks to run their full path); inference uses the bundle's own config (128 px
-sliding windows, all windows of an image in one network call). A user's correction re-measures without any network, so the interactive
-figure of `rheumtexture` has no counterpart here.
+sliding windows, all windows of an image in one network call). A user's correction re-measures
+without any network, so the interactive figure of `rheumtexture` has no counterpart here.
 """
 
 from __future__ import annotations

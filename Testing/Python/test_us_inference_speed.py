@@ -52,7 +52,7 @@ def test_percentile_scaling_equals_monai_bit_for_bit(transforms, phantoms):
     from monai.data import MetaTensor
     from monai.transforms import ScaleIntensityRangePercentilesd
 
-    args = dict(keys="image", lower=0.5, upper=99.5, b_min=0.0, b_max=1.0, clip=True)
+    args = {"keys": "image", "lower": 0.5, "upper": 99.5, "b_min": 0.0, "b_max": 1.0, "clip": True}
     large = np.random.default_rng(3).gamma(2.0, 30.0, (1100, 1000))  # > 10^6 pixels: MONAI's numpy branch
     for pixels in [px for px, _, _ in phantoms] + [large]:
         image = MetaTensor(torch.from_numpy(np.asarray(pixels, np.float32)[None].copy()),

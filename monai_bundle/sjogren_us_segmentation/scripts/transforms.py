@@ -79,8 +79,8 @@ class ScaleIntensityRangePercentilesd(MapTransform):
             image = d[key]
             values = np.asarray(image.detach().cpu() if isinstance(image, torch.Tensor) else image, np.float32)
             a_min, a_max = percentiles(values, [self.lower, self.upper])
-            if a_max - a_min == 0:
-                warnings.warn("Divide by zero (a_min == a_max)", Warning)  # as MONAI's ScaleIntensityRange
+            if a_max - a_min == 0:  # as MONAI's ScaleIntensityRange
+                warnings.warn("Divide by zero (a_min == a_max)", Warning, stacklevel=2)
                 out = values - a_min + np.float32(self.b_min)
             else:
                 out = (values - a_min) / (a_max - a_min) * np.float32(self.b_max - self.b_min) + np.float32(self.b_min)
@@ -90,58 +90,56 @@ class ScaleIntensityRangePercentilesd(MapTransform):
         return d
 
 
-class KeepLargestComponentPerLabeld(MapTransform):
-    """Each ``keys`` item, a label map (1, ...), keeps only the largest connected component (full connectivity) of
-    each of ``applied_labels``; the rest of that label becomes 0."""
+class _LabelMapd(MapTransform):
+    """Applies ``relabel`` (a (1, ...) numpy label map in, one out) to each ``keys`` item, in its own type."""
 
     def __init__(self, keys, applied_labels, allow_missing_keys: bool = False):
         super().__init__(keys, allow_missing_keys)
         self.applied_labels = tuple(applied_labels)
 
     def __call__(self, data):
-        from skimage.measure import label
-
-        d = dict(data)
-        for key in self.key_iterator(d):
-            labels = np.asarray(d[key].detach().cpu() if isinstance(d[key], torch.Tensor) else d[key])
-            values = labels[0].astype(np.int64)
-            regions, n = label(values, background=0, connectivity=values.ndim, return_num=True)
-            sizes = np.bincount(regions.reshape(-1), minlength=n + 1)
-            value_of = np.zeros(n + 1, np.int64)
-            value_of[regions.reshape(-1)] = values.reshape(-1)
-            keep = np.ones(n + 1, bool)
-            for value in self.applied_labels:
-                members = np.flatnonzero(value_of == value)  # in MONAI's numbering order when labelled alone
-                if members.size > 1:
-                    keep[members] = False
-                    keep[members[np.argsort(np.concatenate([[0], sizes[members]]))[::-1][0] - 1]] = True
-            out = np.where(keep[regions], labels[0], 0)[None]
-            d[key] = convert_to_dst_type(out, dst=d[key])[0]
-        return d
-
-
-class FillHolesd(MapTransform):
-    """Each ``keys`` item, a label map (1, ...): the holes of each of ``applied_labels`` (regions of other values,
-    background included, that do not touch the image border) are filled with that label."""
-
-    def __init__(self, keys, applied_labels, allow_missing_keys: bool = False):
-        super().__init__(keys, allow_missing_keys)
-        self.applied_labels = tuple(applied_labels)
-
-    def __call__(self, data):
-        from scipy import ndimage
-
         d = dict(data)
         for key in self.key_iterator(d):
             labels = np.array(d[key].detach().cpu() if isinstance(d[key], torch.Tensor) else d[key])
-            for value in self.applied_labels:
-                other = labels[0] != value
-                regions, _ = ndimage.label(other, structure=np.ones((3,) * other.ndim, bool))
-                border = np.unique(np.concatenate([np.moveaxis(regions, axis, 0)[[0, -1]].reshape(-1)
-                                                   for axis in range(other.ndim)]))
-                labels[0][other & ~np.isin(regions, border)] = value
-            d[key] = convert_to_dst_type(labels, dst=d[key])[0]
+            d[key] = convert_to_dst_type(self.relabel(labels), dst=d[key])[0]
         return d
+
+
+class KeepLargestComponentPerLabeld(_LabelMapd):
+    """Each ``keys`` item, a label map (1, ...), keeps only the largest connected component (full connectivity) of
+    each of ``applied_labels``; the rest of that label becomes 0."""
+
+    def relabel(self, labels):
+        from skimage.measure import label
+
+        values = labels[0].astype(np.int64)
+        regions, n = label(values, background=0, connectivity=values.ndim, return_num=True)
+        sizes = np.bincount(regions.reshape(-1), minlength=n + 1)
+        value_of = np.zeros(n + 1, np.int64)
+        value_of[regions.reshape(-1)] = values.reshape(-1)
+        keep = np.ones(n + 1, bool)
+        for value in self.applied_labels:
+            members = np.flatnonzero(value_of == value)  # in MONAI's numbering order when labelled alone
+            if members.size > 1:
+                keep[members] = False
+                keep[members[np.argsort(np.concatenate([[0], sizes[members]]))[::-1][0] - 1]] = True
+        return np.where(keep[regions], labels[0], 0)[None]
+
+
+class FillHolesd(_LabelMapd):
+    """Each ``keys`` item, a label map (1, ...): the holes of each of ``applied_labels`` (regions of other values,
+    background included, that do not touch the image border) are filled with that label."""
+
+    def relabel(self, labels):
+        from scipy import ndimage
+
+        for value in self.applied_labels:
+            other = labels[0] != value
+            regions, _ = ndimage.label(other, structure=np.ones((3,) * other.ndim, bool))
+            border = np.unique(np.concatenate([np.moveaxis(regions, axis, 0)[[0, -1]].reshape(-1)
+                                               for axis in range(other.ndim)]))
+            labels[0][other & ~np.isin(regions, border)] = value
+        return labels
 
 
 class Frame2Dd(MapTransform):
