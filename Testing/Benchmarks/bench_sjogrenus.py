@@ -2,9 +2,10 @@
 training throughput, on phantom ultrasound studies (five images each).
 
 The segmentation bundle is trained for a few seconds on the phantoms (the measurements need
-plausible masks to run their full path); inference uses the bundle's own config (128 px
-sliding windows, all windows of an image in one network call). A user's correction re-measures
-without any network, so the interactive figure of `rheumtexture` has no counterpart here.
+plausible masks to run their full path); inference uses the trained bundle's config (its 64 px
+training patches are also its sliding windows: 25 per 256 x 256 image, all in one network call). A
+user's correction re-measures without any network, so the interactive figure of `rheumtexture`
+has no counterpart here.
 """
 
 from __future__ import annotations
@@ -87,7 +88,8 @@ def per_image_figures(data: dict, work: Path, log) -> list[Figure]:
     log(f"{images} images: end to end {end_to_end:.2f} s, bare forwards {bare:.2f} s, "
         f"eager end to end {eager_time:.2f} s")
     difference = _largest_difference(_rows(fast_out), _rows(eager_out[0]))
-    config = {"config": "bundle inference (128 px sliding windows, all of an image's windows in one call)",
+    window = "x".join(map(str, fast.bundle.get("patch_size")))
+    config = {"config": f"bundle inference ({window} px sliding windows, all of an image's windows in one call)",
               "images": images}
     first = first_score(data, log)
     steady = end_to_end / images
