@@ -57,14 +57,28 @@ def parenchyma_region(labels: np.ndarray, parenchyma: int = 3) -> np.ndarray:
     return ndimage.binary_fill_holes(region)
 
 
-def _dark_mask(pixels, labels, spacing_mm):
-    """(hypoechoic mask, parenchyma region, parenchyma core) of one image."""
+def _core(labels, region):
+    return (np.asarray(labels) == 3) & ndimage.binary_erosion(region, iterations=2)
+
+
+def _smoothed(pixels, spacing_mm, scale_mm):
     sy, sx = (float(s) for s in spacing_mm)
-    region = parenchyma_region(labels)
-    core = (np.asarray(labels) == 3) & ndimage.binary_erosion(region, iterations=2)
+    return ndimage.gaussian_filter(np.asarray(pixels, np.float64), (scale_mm / sy, scale_mm / sx))
+
+
+def _distance(dark, spacing_mm):
+    """Distance (mm) of each pixel to the nearest hypoechoic one."""
+    return ndimage.distance_transform_edt(~dark, sampling=tuple(float(s) for s in spacing_mm))
+
+
+def _dark_mask(pixels, labels, spacing_mm, region=None, smoothed=None):
+    """(hypoechoic mask, parenchyma region, parenchyma core) of one image; ``region`` and ``smoothed`` (the pixels
+    at SMOOTH_MM) when the caller has them already."""
+    region = parenchyma_region(labels) if region is None else region
+    core = _core(labels, region)
     if not core.any():
         return np.zeros_like(region), region, core
-    img = ndimage.gaussian_filter(np.asarray(pixels, np.float64), (SMOOTH_MM / sy, SMOOTH_MM / sx))
+    img = _smoothed(pixels, spacing_mm, SMOOTH_MM) if smoothed is None else smoothed
     reference = float(np.median(img[core]))
     return (img < FOCUS_RATIO * reference) & region, region, core
 
@@ -115,31 +129,37 @@ def inhomogeneity_index(pixels, labels, spacing_mm, dark=None) -> float | None:
     frequency) raises the floor instead of the index (the earlier index, the local-mean spread over the
     pixel spread at 0.6 mm, read speckle-reduced normal glands as inhomogeneous). None when less than
     20 mm^2 of parenchyma is left."""
-    sy, sx = (float(s) for s in spacing_mm)
     if dark is None:
         dark, region, core = _dark_mask(pixels, labels, spacing_mm)
     else:
         region = parenchyma_region(labels)
-        core = (np.asarray(labels) == 3) & ndimage.binary_erosion(region, iterations=2)
-    rim = ndimage.distance_transform_edt(~dark, sampling=(sy, sx)) <= 1.0
+        core = _core(labels, region)
+    return _index(pixels, region, core, _distance(dark, spacing_mm), spacing_mm)
+
+
+def _index(pixels, region, core, dark_distance, spacing_mm, local=None):
+    """:func:`inhomogeneity_index` from the masks; ``local``: the pixels at TEXTURE_SCALE_MM, when computed."""
+    sy, sx = (float(s) for s in spacing_mm)
+    rim = dark_distance <= 1.0
     edge = ndimage.distance_transform_edt(region, sampling=(sy, sx)) > TEXTURE_EDGE_MM
     keep = core & ~rim & edge
     if keep.sum() * sy * sx < 20.0:
         return None
     img = np.asarray(pixels, np.float64)
     scale_px = (TEXTURE_SCALE_MM / sy, TEXTURE_SCALE_MM / sx)
-    local = ndimage.gaussian_filter(img, scale_px)
+    local = ndimage.gaussian_filter(img, scale_px) if local is None else local
     ratio = np.var(local[keep]) / max(float(np.var(img[keep])), 1e-12)
     return float(np.sqrt(max(ratio - speckle_floor(img, keep, scale_px), 0.0)))
 
 
-def diffuse_coverage(dark, region, spacing_mm) -> float | None:
-    """Fraction of the parenchyma within COVERAGE_MM of a hypoechoic area (1 = the whole gland)."""
+def diffuse_coverage(dark, region, spacing_mm, dark_distance=None) -> float | None:
+    """Fraction of the parenchyma within COVERAGE_MM of a hypoechoic area (1 = the whole gland);
+    ``dark_distance``: ``_distance(dark, spacing_mm)`` when computed."""
     if not region.any():
         return None
     if not dark.any():
         return 0.0
-    near = ndimage.distance_transform_edt(~dark, sampling=tuple(float(s) for s in spacing_mm)) <= COVERAGE_MM
+    near = (_distance(dark, spacing_mm) if dark_distance is None else dark_distance) <= COVERAGE_MM
     return float((near & region).sum() / region.sum())
 
 
@@ -148,14 +168,19 @@ def grade_image(pixels, labels, spacing_mm, system: dict, reader: dict | None = 
     ``reader``: the reader's entries for criteria the software does not measure (True/False/None)."""
     if spacing_mm is None:
         return GlandResult("unavailable", reason="image is uncalibrated: focus sizes in mm cannot be measured")
-    if not parenchyma_region(labels).any():
+    region = parenchyma_region(labels)
+    if not region.any():
         return GlandResult("unavailable", reason="no gland parenchyma found in the image")
-    dark, region, _ = _dark_mask(pixels, labels, spacing_mm)
+    # Each mask, smoothing and distance map once (a quarter of an image's fixed work was computing them again).
+    smoothed = _smoothed(pixels, spacing_mm, SMOOTH_MM)
+    dark, region, core = _dark_mask(pixels, labels, spacing_mm, region, smoothed)
     comp, diam = _areas(dark, spacing_mm)
     kept = np.isin(comp, 1 + np.flatnonzero(diam >= MIN_DIAMETER_MM))
     d = sorted(float(x) for x in diam if x >= MIN_DIAMETER_MM)
-    r = GlandResult("ok", None, d, inhomogeneity=inhomogeneity_index(pixels, labels, spacing_mm, kept),
-                    diffuse_coverage=diffuse_coverage(kept, region, spacing_mm))
+    distance = _distance(kept, spacing_mm)
+    local = smoothed if TEXTURE_SCALE_MM == SMOOTH_MM else None
+    r = GlandResult("ok", None, d, inhomogeneity=_index(pixels, region, core, distance, spacing_mm, local),
+                    diffuse_coverage=diffuse_coverage(kept, region, spacing_mm, distance))
     r.grade = grade_gland(d, system, r.findings(reader))
     r.notes = grading_notes(system, reader)
     return r

@@ -1,0 +1,149 @@
+"""The faster ultrasound scoring path computes what it replaced: the bundle's one-pass transforms give MONAI's
+outputs bit for bit on phantom images, the gland and quality measurements computed once per image give what their
+straightforward formulation gives, and a bundle trained by this version carries its ONNX graph, so scoring exports
+nothing."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from scipy import ndimage
+
+from conftest import REPO
+
+BUNDLE = REPO / "monai_bundle" / "sjogren_us_segmentation"
+
+
+@pytest.fixture(scope="module")
+def transforms():
+    from RheumImagingLib.bundle import bundle_imports
+
+    with bundle_imports(BUNDLE):
+        import scripts.transforms as module
+    return module
+
+
+@pytest.fixture(scope="module")
+def phantoms():
+    """(pixels, truth labels, spacing) of two mucosa and three gland phantom images (seeds 501-505)."""
+    from RheumImagingDemo.us_phantom import render_gland, render_mucosa
+
+    images = [render_mucosa(501, 0.4, "homogeneous"), render_mucosa(502, 0.3, "heterogeneous_hyperechoic")]
+    images += [render_gland(503 + k, gland, grade) for k, (gland, grade) in
+               enumerate([("parotid_left", 0), ("parotid_right", 3), ("submandibular_left", 4)])]
+    return [(px, lab, truth["spacing_mm"]) for px, lab, truth in images]
+
+
+def _noisy(labels, seed):
+    """Truth labels with islands of every label sprinkled over them, as a network's raw output has."""
+    rng = np.random.default_rng(seed)
+    out = np.minimum(labels, 3).copy()
+    for value in (0, 1, 2, 3):
+        for _ in range(12):
+            r, c = rng.integers(0, out.shape[0] - 4), rng.integers(0, out.shape[1] - 4)
+            out[r:r + rng.integers(1, 4), c:c + rng.integers(1, 4)] = value
+    return out
+
+
+def test_percentile_scaling_equals_monai_bit_for_bit(transforms, phantoms):
+    import torch
+    from monai.data import MetaTensor
+    from monai.transforms import ScaleIntensityRangePercentilesd
+
+    args = {"keys": "image", "lower": 0.5, "upper": 99.5, "b_min": 0.0, "b_max": 1.0, "clip": True}
+    large = np.random.default_rng(3).gamma(2.0, 30.0, (1100, 1000))  # > 10^6 pixels: MONAI's numpy branch
+    for pixels in [px for px, _, _ in phantoms] + [large]:
+        image = MetaTensor(torch.from_numpy(np.asarray(pixels, np.float32)[None].copy()),
+                           meta={"filename_or_obj": "x.dcm"})
+        ours = transforms.ScaleIntensityRangePercentilesd(**args)({"image": image.clone()})["image"]
+        monai = ScaleIntensityRangePercentilesd(**args)({"image": image.clone()})["image"]
+        assert ours.dtype == monai.dtype == torch.float32 and ours.meta["filename_or_obj"] == "x.dcm"
+        assert torch.equal(ours.as_tensor(), monai.as_tensor())
+        assert 0 < float((ours == 1).float().mean()) < 0.01  # real clipping happened (0.5 % of the pixels)
+
+
+def test_largest_component_per_label_equals_monai_bit_for_bit(transforms, phantoms):
+    import torch
+    from monai.transforms import KeepLargestConnectedComponentd
+
+    for k, (_, labels, _) in enumerate(phantoms):
+        pred = torch.from_numpy(_noisy(labels, k).astype(np.float32)[None])
+        monai = KeepLargestConnectedComponentd("pred", applied_labels=[1, 2, 3], independent=True)(
+            {"pred": pred.clone()})["pred"]
+        ours = transforms.KeepLargestComponentPerLabeld("pred", [1, 2, 3])({"pred": pred.clone()})["pred"]
+        assert ours.dtype == pred.dtype and torch.equal(ours, monai)
+        assert not torch.equal(ours, pred)  # islands were removed
+    ties = torch.zeros(1, 9, 9)
+    ties[0, 1:3, 1:3] = ties[0, 5:7, 5:7] = 2  # two equal components: MONAI's choice is kept
+    monai = KeepLargestConnectedComponentd("p", applied_labels=[2], independent=True)({"p": ties.clone()})["p"]
+    assert torch.equal(transforms.KeepLargestComponentPerLabeld("p", [2])({"p": ties.clone()})["p"], monai)
+
+
+def test_hole_filling_equals_monai_bit_for_bit(transforms, phantoms):
+    import torch
+    from monai.transforms import FillHolesd
+
+    filled = 0
+    for k, (_, labels, _) in enumerate(phantoms):
+        pred = torch.from_numpy(_noisy(labels, 20 + k).astype(np.float32)[None])
+        monai = FillHolesd("pred", applied_labels=[3])({"pred": pred.clone()})["pred"]
+        ours = transforms.FillHolesd("pred", [3])({"pred": pred.clone()})["pred"]
+        assert ours.dtype == pred.dtype and torch.equal(ours, monai)
+        filled += int((ours != pred).sum())
+    assert filled > 0  # islands inside the parenchyma were holes
+
+
+def test_gland_grade_equals_the_straightforward_formulation(phantoms):
+    """Masks, smoothing and distances computed once per image give what each measure computes on its own."""
+    from SjogrenUSLib import glands
+    from SjogrenUSLib.scoring import load_system
+
+    system = load_system("salaffi_0_4")
+    for pixels, labels, spacing in phantoms[2:]:
+        sy, sx = spacing
+        region = ndimage.binary_fill_holes((labels == 3) | (labels == 4))
+        core = (labels == 3) & ndimage.binary_erosion(region, iterations=2)
+        smooth = ndimage.gaussian_filter(pixels.astype(np.float64), (glands.SMOOTH_MM / sy, glands.SMOOTH_MM / sx))
+        dark = (smooth < glands.FOCUS_RATIO * np.median(smooth[core])) & region
+        parts, n = ndimage.label(dark)
+        diameters = np.sqrt(4 * np.bincount(parts.ravel(), minlength=n + 1)[1:] * sy * sx / np.pi)
+        kept = np.isin(parts, 1 + np.flatnonzero(diameters >= glands.MIN_DIAMETER_MM))
+        result = glands.grade_image(pixels, labels, spacing, system)
+        assert result.diameters_mm == sorted(d for d in diameters.tolist() if d >= glands.MIN_DIAMETER_MM)
+        assert result.inhomogeneity == glands.inhomogeneity_index(pixels, labels, spacing, kept)
+        assert result.diffuse_coverage == glands.diffuse_coverage(kept, region, spacing)
+    assert any(grade_foci for grade_foci in (glands.detect_foci(*p) for p in phantoms[3:]))  # foci were measured
+
+
+def test_parenchyma_solidity_equals_the_hull_of_the_whole_image(phantoms):
+    from skimage.morphology import convex_hull_image
+
+    from SjogrenUSLib import quality
+
+    for k, (_, labels, _) in enumerate(phantoms[2:]):
+        for gland in (np.isin(labels, (3, 4)), _noisy(labels, 10 + k) == 3):
+            expected = gland.sum() / convex_hull_image(gland).sum()
+            assert quality.features(np.where(gland, 3, 0), "gland")["parenchyma_solidity"] == expected
+
+
+def test_trained_bundle_carries_its_graph_and_scoring_never_exports(us_segmentation_trained, monkeypatch):
+    from RheumImagingLib import runtime
+    from RheumImagingLib.bundle import sha256_of
+    from SjogrenUSLib.segmentation import USSegmenter
+
+    models = us_segmentation_trained / "models"
+    record = json.loads((models / "model.onnx.json").read_text())
+    assert (models / "model.onnx").is_file() and record["key"] == sha256_of(models / "model.pt")
+
+    def no_export(*args):
+        raise AssertionError("exported at scoring time although the trained bundle has its graph")
+
+    monkeypatch.setattr(runtime, "_export", no_export)
+    monkeypatch.setenv("RHEUM_IMAGING_CACHE", "/nonexistent/no-cache-needed")
+    segmenter = USSegmenter(us_segmentation_trained, runtime="onnxruntime")
+    image = np.load(us_segmentation_trained / json.loads(
+        (us_segmentation_trained / "datalist.json").read_text())["validation"][0]["image"])
+    assert segmenter.provenance()["runtime"].startswith("onnxruntime")
+    assert segmenter.predict(image).shape == image.shape
