@@ -69,6 +69,7 @@ def setup(work: Path, log) -> dict:
     start = time.perf_counter()
     cohort = generate_cohort(work / "phantoms", 50, 2020)
     contour_cohort = generate_cohort(work / "contour_training", 8, 7)
+    calibration = generate_cohort(work / "texture_training", 10, 11)  # 5 per label: 5 folds, none of them scored
     contour = train_contour_bundle(BUNDLE_DIR, contour_cohort, work / "contour", config="demo",
                                    overrides={"stage1#max_epochs": 35, "stage2#max_epochs": 1})
     roots = {}
@@ -76,7 +77,7 @@ def setup(work: Path, log) -> dict:
         root = work / f"bundles_{config}"
         root.mkdir()
         (root / "metacarpal_contour").symlink_to(contour, target_is_directory=True)
-        _texture_bundle(root / "ra_bone_texture", patch_size, contour_cohort)  # calibrated on other phantoms
+        _texture_bundle(root / "ra_bone_texture", patch_size, calibration)
         roots[config] = root
     log(f"set-up (50 phantoms, contour training, bundles): {time.perf_counter() - start:.0f} s")
     return {"cohort": cohort, "images": sorted((cohort.parent / "images").glob("*.dcm")), "roots": roots}

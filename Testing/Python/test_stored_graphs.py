@@ -30,7 +30,8 @@ def test_trained_bundles_hold_their_graphs_with_their_checkpoints_sha256(trained
 
 def test_scoring_uses_the_stored_graphs_and_agrees_with_eager_within_tolerance(trained_bundles, monkeypatch):
     """A held-out hand (phantom seed 64; the bundles trained on seeds 21 and 31) through the whole pipeline with
-    the stored graphs (the exporter would fail) and with eager PyTorch: bone scores within SCORE_TOLERANCE."""
+    the stored graphs (the exporter would fail) and with eager PyTorch: bone scores within SCORE_TOLERANCE, each
+    fold's probability within twice that (docs/benchmarks.md: 0.0043 and 0.0103 at most on held-out phantoms)."""
     from RheumTextureLib.phantom import render_hand
     from RheumTextureLib.pipeline import HandScorer
     from RheumTextureLib.texture import SCORE_TOLERANCE
@@ -44,7 +45,7 @@ def test_scoring_uses_the_stored_graphs_and_agrees_with_eager_within_tolerance(t
     for bone, score in eager["scores"].items():
         assert abs(fast["scores"][bone]["score"] - score["score"]) <= SCORE_TOLERANCE, bone
         assert np.abs(np.subtract(fast["scores"][bone]["fold_probabilities"],
-                                  score["fold_probabilities"])).max() <= SCORE_TOLERANCE, bone
+                                  score["fold_probabilities"])).max() <= 2 * SCORE_TOLERANCE, bone
     assert fast["qc"] == eager["qc"]
 
 
