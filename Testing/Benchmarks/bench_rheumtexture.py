@@ -69,7 +69,7 @@ def setup(work: Path, log) -> dict:
     start = time.perf_counter()
     cohort = generate_cohort(work / "phantoms", 50, 2020)
     contour_cohort = generate_cohort(work / "contour_training", 8, 7)
-    calibration = generate_cohort(work / "texture_training", 10, 11)  # 5 per label: 5 folds, none of them scored
+    calibration = generate_cohort(work / "texture_calibration", 10, 11)  # 5 per label: 5 folds, none of them scored
     contour = train_contour_bundle(BUNDLE_DIR, contour_cohort, work / "contour", config="demo",
                                    overrides={"stage1#max_epochs": 35, "stage2#max_epochs": 1})
     roots = {}
