@@ -13,6 +13,13 @@ class OnnxRuntimeNetwork(torch.nn.Module):
         super().__init__()
         self.session, self.input_shape, self.label = session, input_shape, label
 
+    @property
+    def precision(self) -> str:
+        """"int8" for a graph ``runtime.store`` quantised, else "fp32"."""
+        from .runtime import PRECISION
+
+        return self.session.get_modelmeta().custom_metadata_map.get(PRECISION, "fp32")
+
     def forward(self, x):
         if tuple(x.shape[1:]) != self.input_shape:
             raise ValueError(f"{self.label} was exported for inputs (N, {', '.join(map(str, self.input_shape))}), "

@@ -34,7 +34,7 @@ class MetacarpalContourer:
         import torch
         from monai.transforms import Compose
 
-        from RheumImagingLib.runtime import prepare
+        from RheumImagingLib.runtime import prepare, stored_path
 
         self.bundle = Bundle(bundle_dir, "inference")
         self.bundle.parser["device"] = f"$torch.device({device!r})"
@@ -49,9 +49,10 @@ class MetacarpalContourer:
         self.sha256 = {name: load_checkpoint(net, self.checkpoints[name])
                        for name, net in (("localiser", localiser), ("curvegcn", curvegcn))}
         crop = int(self.bundle.get("crop_size"))
-        shapes = {"localiser": (1, *self.bundle.get("localiser_size")), "curvegcn": (1, crop, crop)}
-        self.networks = {name: prepare(net.to(self.device), shapes[name], key=self.sha256[name], runtime=runtime,
-                                       device=self.device, label=f"{self.bundle.name} {name}")
+        self.input_shapes = {"localiser": (1, *self.bundle.get("localiser_size")), "curvegcn": (1, crop, crop)}
+        self.networks = {name: prepare(net.to(self.device), self.input_shapes[name], key=self.sha256[name],
+                                       runtime=runtime, device=self.device, label=f"{self.bundle.name} {name}",
+                                       stored=stored_path(self.checkpoints[name]))
                          for name, net in (("localiser", localiser), ("curvegcn", curvegcn))}
         self.bundle.parser["network_def"] = self.networks["localiser"]
         self.bundle.parser["curvegcn_def"] = self.networks["curvegcn"]
@@ -67,18 +68,25 @@ class MetacarpalContourer:
     def predict(self, pixels) -> dict:
         """bone -> {"control_points": (40, 2) xy pixels from the distal tip, counter-clockwise on
         screen; "contour": (M, 2) closed spline; "mask": bool (rows, cols)}."""
+        return self.predict_with_logits(pixels)[0]
+
+    def predict_with_logits(self, pixels) -> tuple[dict, object]:
+        """:meth:`predict` and the localiser's logits it drew them from (the quality control's confidence reads
+        them: the localiser runs once per image)."""
         pixels = np.asarray(pixels, dtype=np.float32)
         if pixels.ndim != 2 or min(pixels.shape) < 16:
             raise InputError("image", f"expected a 2-D radiograph, got shape {pixels.shape}")
         if not np.isfinite(pixels).all() or float(pixels.max() - pixels.min()) <= 0:
             raise InputError("image", "the radiograph is constant or has non-finite values")
         with bundle_imports(self.bundle.root):
+            data = self.network_input(pixels)
+            logits = self.predictor.localise(data)
             try:
-                result = self.predictor(self.network_input(pixels))
+                result = self.predictor(data, logits)
             except ValueError as exc:
                 raise InputError("image", f"no metacarpal contours: {exc}") from None
         return {bone: {k: v for k, v in info.items() if k in ("control_points", "contour", "mask")}
-                for bone, info in result.items()}
+                for bone, info in result.items()}, logits
 
     def provenance(self) -> dict:
         from RheumImagingLib.runtime import runtime_name
@@ -172,12 +180,12 @@ def train_contour_bundle(bundle_dir, cohort_csv, out_dir, config: str | None = "
     """Train stage 1 (localiser) and stage 2 (Curve-GCN) with the bundle's train config.
 
     ``out_dir`` becomes a ready-to-use copy of the bundle (:mod:`RheumImagingLib.training_setup`) with
-    ``models/model.pt`` (localiser), ``models/curvegcn.pt``, ``models/shape_model.json`` (the quality control's
-    model of the contours it draws, see ``quality.py``), ``datalist.json`` and ``models/training.json``; the
-    trained sizes are in its configs. ``val_fraction`` of the annotated patients (seeded split) go to the
-    datalist's ``validation`` section: the networks do not train on them, and the quality control learns its
-    limits on them. Images are prepared into ``prepared_dir`` (default ``out_dir/prepared``).
-    ``progress(stage, fraction)`` hears about every training iteration.
+    ``models/model.pt`` (localiser), ``models/curvegcn.pt``, their ONNX graphs (:func:`store_graphs`),
+    ``models/shape_model.json`` (the quality control's model of the contours it draws, see ``quality.py``),
+    ``datalist.json`` and ``models/training.json``; the trained sizes are in its configs. ``val_fraction`` of the
+    annotated patients (seeded split) go to the datalist's ``validation`` section: the networks do not train on
+    them, and the quality control learns its limits on them. Images are prepared into ``prepared_dir`` (default
+    ``out_dir/prepared``). ``progress(stage, fraction)`` hears about every training iteration.
     """
     from RheumImagingLib.training_setup import held_out_patients, new_training_copy, record_training
 
@@ -200,11 +208,30 @@ def train_contour_bundle(bundle_dir, cohort_csv, out_dir, config: str | None = "
     datalist.write_text(json.dumps(items, indent=1))
     for stage, name in ((1, "localiser"), (2, "Curve-GCN")):
         Bundle(out_dir, "train", {"stage": stage}).train(f"contour {name} (stage {stage}/2)", progress)
+    store_graphs(out_dir)
     write_shape_model(out_dir, *((np.load(out_dir / item["image"]) for item in items[section])
                                  for section in ("training", "validation")))
     record_training(out_dir, started, source=Path(bundle_dir).resolve(), config=config, overrides=overrides or {},
                     cohort=Path(cohort_csv).resolve(), datalist=datalist.name, val_fraction=val_fraction, seed=seed)
     return out_dir
+
+
+def store_graphs(bundle_dir) -> None:
+    """The training-end step: the localiser's and Curve-GCN's ONNX graphs (fp32) beside their checkpoints
+    (``models/model.onnx``, ``models/curvegcn.onnx``), so that scoring never exports them. Without onnxruntime, or
+    for a network the exporter cannot handle, a warning says so and scoring exports (or runs eager) as before."""
+    import logging
+
+    from RheumImagingLib.runtime import store, stored_path
+
+    contourer = MetacarpalContourer(bundle_dir, runtime="torch")
+    for name, network in contourer.networks.items():
+        try:
+            store(network, contourer.input_shapes[name], key=contourer.sha256[name],
+                  path=stored_path(contourer.checkpoints[name]))
+        except Exception as exc:  # the bundle stays usable without its graphs
+            logging.getLogger(__name__).warning("no ONNX graph stored for the %s (%s: %s); scoring will export it",
+                                                name, exc.__class__.__name__, exc)
 
 
 def evaluate_contour_bundle(bundle_dir, cohort_csv, out_dir) -> dict:

@@ -54,13 +54,13 @@ class HandScorer:
         pixels = np.asarray(pixels, dtype=np.float32)
         orientation = detect(pixels, metadata)
         upright = np.ascontiguousarray(to_convention(pixels, orientation))
-        found = self.contour(upright)
+        found, logits = self.contourer.predict_with_logits(upright)  # the quality control reuses the logits
         contours = {bone: {"control_points": points_from_convention(c["control_points"], orientation, pixels.shape),
                            "contour": points_from_convention(c["contour"], orientation, pixels.shape),
                            "mask": array_from_convention(c["mask"], orientation)} for bone, c in found.items()}
         scores = self.score(pixels, {bone: c["control_points"] for bone, c in contours.items()}, spacing_mm)
         qc = list(orientation.qc) + self.quality.reasons({bone: c["control_points"] for bone, c in found.items()},
-                                                         upright)
+                                                         upright, logits)
         if spacing_mm is None:
             qc.append(f"spacing unknown (assumed {self.ensemble.fallback_spacing_mm:g} mm)")
         return {"contours": contours, "scores": scores, "orientation": orientation, "qc": qc,

@@ -53,11 +53,12 @@ def write_shape_model(bundle_dir, training_images, held_out_images) -> Path:
         contours, doubt, missed = [], [], 0
         for pixels in images:
             try:
-                contours.append({bone: c["control_points"] for bone, c in contourer.predict(pixels).items()})
+                found, logits = contourer.predict_with_logits(pixels)
             except InputError:  # the localiser missed a bone: no contour to learn from
                 missed += 1
                 continue
-            doubt.append(1.0 - quality.localiser_confidence(pixels))
+            contours.append({bone: c["control_points"] for bone, c in found.items()})
+            doubt.append(1.0 - quality.localiser_confidence(pixels, logits))
         return contours, doubt, missed
 
     (contours, _, missed), (held_out, doubt, held_out_missed) = read(training_images), read(held_out_images)
@@ -110,18 +111,20 @@ class ContourQuality:
     def limits(self) -> dict[str, float]:
         return {name: model.limit for name, model in self.models.items()}
 
-    def localiser_confidence(self, pixels) -> float:
+    def localiser_confidence(self, pixels, logits=None) -> float:
         """The lowest, over the bones, mean softmax probability of the bone's class over its largest region in the
-        localiser's output (the region its box comes from), for an image in the trained convention."""
+        localiser's output (the region its box comes from), for an image in the trained convention. ``logits``:
+        the localiser's output for ``pixels`` when the contours were drawn from it (it then does not run again)."""
         import numpy as np
         import torch
         from scipy import ndimage
 
-        predictor = self.contourer.predictor
-        small = torch.as_tensor(self.contourer.network_input(pixels)["image"])  # the bundle's declared preprocessing
         with torch.no_grad():
-            logits = predictor.inferer(small[None].to(predictor.device), predictor.localiser)[0]
-            probabilities = torch.softmax(logits, 0).cpu().numpy()
+            if logits is None:
+                predictor = self.contourer.predictor
+                small = torch.as_tensor(self.contourer.network_input(pixels)["image"])  # the declared preprocessing
+                logits = predictor.inferer(small[None].to(predictor.device), predictor.localiser)[0]
+            probabilities = torch.softmax(torch.as_tensor(logits), 0).cpu().numpy()
         classes = probabilities.argmax(0)
         lowest = 1.0
         for label in range(1, probabilities.shape[0]):
@@ -132,9 +135,9 @@ class ContourQuality:
             lowest = min(lowest, float(probabilities[label][largest].mean()))
         return lowest
 
-    def reasons(self, control_points: dict, pixels=None) -> list[str]:
+    def reasons(self, control_points: dict, pixels=None, logits=None) -> list[str]:
         """What is wrong with these contours (empty when nothing is); ``pixels``: the image in the trained
-        convention, for the localiser's confidence."""
+        convention, for the localiser's confidence (``logits``: the localiser's output the contours came from)."""
         if self.models is None:
             return [NO_SHAPE_MODEL]
         if any(model.limit is None for model in self.models.values()):
@@ -144,6 +147,6 @@ class ContourQuality:
         if distances[self._layout] > limits[self._layout]:
             reasons.append(NOT_A_HAND)
         if pixels is not None and self.contourer is not None and self.confidence_limit is not None:
-            if self.localiser_confidence(pixels) < self.confidence_limit:
+            if self.localiser_confidence(pixels, logits) < self.confidence_limit:
                 reasons.append(NOT_CONFIDENT)
         return reasons

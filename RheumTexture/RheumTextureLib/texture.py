@@ -12,6 +12,10 @@ from RheumImagingLib.errors import InputError
 
 BUNDLE_DIR = default_bundle_root() / "ra_bone_texture"
 TRAINING_LIST = "training_images.json"  # in a trained bundle: the patients and radiograph files it learned from
+# A fold's int8 graph is kept only if its RA probabilities on the fold's held-out patches are within this of eager
+# PyTorch (else its fp32 graph is stored); docs/benchmarks.md has what it changed on held-out phantoms.
+SCORE_TOLERANCE = 0.01
+CALIBRATION_PATCHES = 64  # per fold: its training patches to calibrate the int8 ranges on, and held-out to check
 
 
 class TextureEnsemble:
@@ -20,7 +24,7 @@ class TextureEnsemble:
     def __init__(self, bundle_dir, device: str = "cpu", overrides: dict | None = None, runtime: str = "auto"):
         import torch
 
-        from RheumImagingLib.runtime import prepare
+        from RheumImagingLib.runtime import prepare, stored_path
 
         self.bundle = Bundle(bundle_dir, "inference", overrides)
         self.checkpoints = [str(p) for p in self.bundle.get("checkpoints")]  # InputError naming missing folds
@@ -30,7 +34,8 @@ class TextureEnsemble:
         size = int(self.bundle.get("patch_size"))
         for k, model in enumerate(self.network.models):  # the ensemble averages whatever runs each fold
             self.network.models[k] = prepare(model, (1, size, size), key=self.network.sha256[k], runtime=runtime,
-                                             device=self.device, label=f"{self.bundle.name} fold {k + 1}")
+                                             device=self.device, label=f"{self.bundle.name} fold {k + 1}",
+                                             stored=stored_path(self.checkpoints[k]))
         self.preprocessing = self.bundle.get("preprocessing")  # the bundle's declared transforms, without its loader
         with bundle_imports(self.bundle.root):
             from scripts.roi import patch_frame
@@ -87,10 +92,11 @@ def train_folds(bundle_dir, datalist_path, out_dir, config: str | None = "demo",
                 overrides: dict | None = None, progress=None) -> Path:
     """Run the bundle's train config once per fold; returns a ready-to-use bundle folder at ``out_dir``.
 
-    ``out_dir`` is a copy of the bundle with ``models/model.pt`` (fold 0) and ``models/model_fold{k}.pt``,
-    ``datalist.json``, and the values it was trained with (the ``config`` file, then ``overrides``) written
-    into its own configs (:mod:`RheumImagingLib.training_setup`): the trained bundle runs as trained, from
-    the shell as from the extension. ``progress(stage, fraction)`` hears about every training iteration.
+    ``out_dir`` is a copy of the bundle with ``models/model.pt`` (fold 0) and ``models/model_fold{k}.pt``, their
+    ONNX graphs (:func:`store_graphs`, once all folds are trained), ``datalist.json``, and the values it was
+    trained with (the ``config`` file, then ``overrides``) written into its own configs
+    (:mod:`RheumImagingLib.training_setup`): the trained bundle runs as trained, from the shell as from the
+    extension. ``progress(stage, fraction)`` hears about every training iteration.
     """
     from RheumImagingLib.training_setup import new_training_copy
 
@@ -100,7 +106,66 @@ def train_folds(bundle_dir, datalist_path, out_dir, config: str | None = "demo",
     for k, fold in enumerate(folds):
         Bundle(out_dir, "train", {"fold": int(fold)}).train(
             f"texture fold {k + 1}/{len(folds)}", progress)
+    if len(set(folds)) == int(Bundle(out_dir, "inference").get("n_folds")):
+        try:
+            store_graphs(out_dir)
+        except Exception as exc:  # no onnxruntime here, or an export it cannot do: scoring exports (or runs eager)
+            import logging
+
+            logging.getLogger(__name__).warning("no ONNX graphs stored in %s (%s: %s); scoring will export them",
+                                                out_dir / "models", exc.__class__.__name__, exc)
     return out_dir
+
+
+def store_graphs(bundle_dir) -> dict:
+    """The training-end step: each fold's ONNX graph beside its checkpoint (``models/model*.onnx``), so that
+    scoring never exports. The graph is quantised to int8 (calibrated on up to ``CALIBRATION_PATCHES`` of the
+    fold's training patches) and kept so if its RA probabilities on as many of the fold's held-out patches
+    stay within ``SCORE_TOLERANCE`` of eager PyTorch; else the fp32 graph is stored. Returns checkpoint name ->
+    {"graph": "int8" or "fp32", "largest_difference": on the held-out patches (None: none to check on)}."""
+    import logging
+
+    import torch
+
+    from RheumImagingLib.runtime import prepare, store, stored_path
+
+    bundle_dir = Path(bundle_dir)
+    bundle = Bundle(bundle_dir, "inference", {
+        "datalist": str(bundle_dir / "datalist.json"),
+        "dataset#data": "$scripts.datalist.load_items(@datalist, @dataset_dir, ('training',))"})
+    with bundle_imports(bundle.root):
+        from scripts.checkpoints import fold_of
+    dataset, network = bundle.get("dataset"), bundle.get("network").eval()
+    shape = (1, int(bundle.get("patch_size")), int(bundle.get("patch_size")))
+    folds = np.array([int(item["fold"]) for item in dataset.data])
+
+    def patches(indices) -> torch.Tensor:
+        """Up to CALIBRATION_PATCHES of these items' patches, spread over them (items are in cohort order)."""
+        spread = indices[np.linspace(0, len(indices) - 1, min(len(indices), CALIBRATION_PATCHES)).round().astype(int)]
+        return torch.stack([torch.as_tensor(dataset[int(i)]["image"], dtype=torch.float32) for i in spread])
+
+    summary = {}
+    for model, checkpoint, sha256 in zip(network.models, bundle.get("checkpoints"), network.sha256):
+        fold, path = fold_of(checkpoint), stored_path(checkpoint)
+        training, held_out = np.flatnonzero(folds != fold), np.flatnonzero(folds == fold)
+        summary[path.name] = {"graph": "fp32", "largest_difference": None}
+        if not len(training) or not len(held_out):
+            store(model, shape, key=sha256, path=path)
+            continue
+        calibration = [batch.numpy() for batch in patches(training).split(16)]
+        store(model, shape, key=sha256, path=path, calibration=calibration)
+        quantised = prepare(model, shape, key=sha256, label=f"fold {fold}", runtime="onnxruntime", stored=path)
+        with torch.no_grad():
+            x = patches(held_out)
+            difference = float((torch.sigmoid(quantised(x)) - torch.sigmoid(model(x))).abs().max())
+        summary[path.name] = {"graph": "int8", "largest_difference": difference}
+        if difference > SCORE_TOLERANCE:
+            logging.getLogger(__name__).warning(
+                "%s: int8 probabilities differ from eager by up to %.3g on the fold's held-out patches (tolerance "
+                "%g); storing the fp32 graph", Path(checkpoint).name, difference, SCORE_TOLERANCE)
+            store(model, shape, key=sha256, path=path)
+            summary[path.name]["graph"] = "fp32"
+    return summary
 
 
 def write_training_list(bundle_dir, cohort_csv) -> Path:

@@ -93,7 +93,9 @@ def test_results_survive_scene_save_and_reload(scene, scorer, small_cohort, tmp_
     assert provenance(logic2.table_node(volume2)) == provenance(logic.table_node(volume))
     logic2.rescore_bone(volume2, "MC2")  # the reloaded scene can still be edited and re-scored
     rescored = logic2.scores(volume2)["MC2"]
-    assert rescored["fold_probabilities"] == pytest.approx(saved["MC2"]["fold_probabilities"], abs=1e-5)
+    # the folds run int8 graphs (texture.py store_graphs): the scene's float round trip moves the control points by
+    # about 1e-6, which can flip an int8 rounding step; 1e-6 on a patch moved a fold's output by up to 2.5e-4
+    assert rescored["fold_probabilities"] == pytest.approx(saved["MC2"]["fold_probabilities"], abs=1e-3)
 
 
 def test_score_then_analyze_on_a_phantom_cohort(trained_bundles, small_cohort, tmp_path, capsys):

@@ -24,6 +24,7 @@ def test_rheumtexture_scores_equal_with_onnxruntime_and_eager(trained_bundles, t
     from RheumImagingDemo.hand_phantom import generate_cohort
     from RheumTextureLib.pipeline import HandScorer
     from RheumTextureLib.score_cli import score_images
+    from RheumTextureLib.texture import SCORE_TOLERANCE
 
     cohort = generate_cohort(tmp_path / "phantoms", 3, seed=41)
     images = sorted((cohort.parent / "images").glob("*.dcm"))
@@ -38,7 +39,7 @@ def test_rheumtexture_scores_equal_with_onnxruntime_and_eager(trained_bundles, t
     columns = ["score"] + [f"fold_{k}" for k in range(1, 6)]
     fast = np.array([[float(r[c]) for c in columns] for r in tables["onnxruntime"]])
     eager = np.array([[float(r[c]) for c in columns] for r in tables["torch"]])
-    assert np.abs(fast - eager).max() <= 1e-4
+    assert np.abs(fast - eager).max() <= SCORE_TOLERANCE  # the trained bundle's folds may be int8 (texture.py)
     assert fast[:, 0].std() > 0  # real, varying scores were compared
 
 

@@ -28,10 +28,16 @@ class ContourPredictor:
         self.device = torch.device(device)
 
     @torch.no_grad()
-    def boxes(self, data: dict) -> dict:
-        """bone -> (x0, y0, x1, y1) in full-image pixels (None where the localiser finds nothing)."""
+    def localise(self, data: dict) -> torch.Tensor:
+        """The localiser's logits (classes, h, w) for ``data["image"]``."""
         small = torch.as_tensor(data["image"])
-        logits = self.inferer(small[None].to(self.device), self.localiser)[0]
+        return self.inferer(small[None].to(self.device), self.localiser)[0]
+
+    @torch.no_grad()
+    def boxes(self, data: dict, logits=None) -> dict:
+        """bone -> (x0, y0, x1, y1) in full-image pixels (None where the localiser finds nothing); ``logits``: the
+        localiser's output for ``data`` when the caller has it (:meth:`localise`), else the localiser runs."""
+        logits = self.localise(data) if logits is None else logits
         classes = np.asarray(self.postprocessing({"pred": logits.cpu()})["pred"])[0]
         rows, cols = data["image_full"].shape[-2:]
         fy, fx = rows / classes.shape[0], cols / classes.shape[1]
@@ -42,9 +48,9 @@ class ContourPredictor:
         return out
 
     @torch.no_grad()
-    def __call__(self, data: dict) -> dict:
+    def __call__(self, data: dict, logits=None) -> dict:
         image = np.asarray(data["image_full"], dtype=np.float32)[0]
-        boxes = self.boxes(data)
+        boxes = self.boxes(data, logits)
         missing = [b for b, box in boxes.items() if box is None]
         if missing:
             raise ValueError(f"the localiser found no {', '.join(missing)}")
