@@ -32,7 +32,7 @@ def test_scoring_uses_the_stored_graphs_and_agrees_with_eager_within_tolerance(t
     """A held-out hand (phantom seed 64; the bundles trained on seeds 21 and 31) through the whole pipeline with
     the stored graphs (the exporter would fail) and with eager PyTorch: bone scores within SCORE_TOLERANCE, each
     fold's probability within twice that (docs/benchmarks.md: 0.0043 and 0.0103 at most on held-out phantoms)."""
-    from RheumTextureLib.phantom import render_hand
+    from RheumImagingDemo.hand_phantom import render_hand
     from RheumTextureLib.pipeline import HandScorer
     from RheumTextureLib.texture import SCORE_TOLERANCE
 
@@ -74,7 +74,7 @@ def test_int8_graph_is_kept_only_within_tolerance_else_fp32(texture_bundle_train
 
 def test_the_localiser_runs_once_per_radiograph(trained_bundles):
     """The contours and the quality control's confidence come from one localiser forward."""
-    from RheumTextureLib.phantom import render_hand
+    from RheumImagingDemo.hand_phantom import render_hand
     from RheumTextureLib.pipeline import HandScorer
 
     scorer = HandScorer(trained_bundles)
