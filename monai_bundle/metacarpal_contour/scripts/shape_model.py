@@ -67,8 +67,9 @@ def _procrustes(shapes: np.ndarray, rotate: bool, iterations: int = 50) -> tuple
 class ShapeModel:
     """One point set's model: ``distance(points)``, and the training distances it is judged against."""
 
-    def __init__(self, mean, modes, variances, residual_variance, rotate, training_distances, held_out_distances=(),
-                 limit=None):
+    def __init__(
+        self, mean, modes, variances, residual_variance, rotate, training_distances, held_out_distances=(), limit=None
+    ):
         self.mean = np.asarray(mean, float)
         self.modes = np.asarray(modes, float).reshape(-1, self.mean.size)
         self.variances, self.residual_variance = np.asarray(variances, float), float(residual_variance)
@@ -152,8 +153,10 @@ def fit_hand_models(contours, held_out=()) -> dict[str, ShapeModel]:
     draws them (the trained convention: right hand, fingers up); ``held_out``: the same on images the network did
     not train on, for the limits. Returns a model per bone and the ``LAYOUT`` model of the three together."""
     training, calibration = _point_sets(list(contours)), _point_sets(list(held_out))
-    return {name: ShapeModel.fit(shapes, rotate=name != LAYOUT).calibrate(calibration[name])
-            for name, shapes in training.items()}
+    return {
+        name: ShapeModel.fit(shapes, rotate=name != LAYOUT).calibrate(calibration[name])
+        for name, shapes in training.items()
+    }
 
 
 def distances(models: dict[str, ShapeModel], control_points: dict) -> dict[str, float]:

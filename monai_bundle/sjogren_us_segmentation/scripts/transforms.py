@@ -66,8 +66,16 @@ class ScaleIntensityRangePercentilesd(MapTransform):
     """MONAI's transform of that name with absolute ``b_min``, ``b_max`` over the whole image, float32 out: the
     same arithmetic (float32, IEEE: the same values) in numpy, so that no thread pool wakes for it."""
 
-    def __init__(self, keys, lower: float, upper: float, b_min: float, b_max: float, clip: bool = False,
-                 allow_missing_keys: bool = False):
+    def __init__(
+        self,
+        keys,
+        lower: float,
+        upper: float,
+        b_min: float,
+        b_max: float,
+        clip: bool = False,
+        allow_missing_keys: bool = False,
+    ):
         super().__init__(keys, allow_missing_keys)
         if not 0.0 <= lower <= upper <= 100.0:
             raise ValueError(f"percentiles must satisfy 0 <= lower <= upper <= 100, got {lower}, {upper}")
@@ -136,8 +144,9 @@ class FillHolesd(_LabelMapd):
         for value in self.applied_labels:
             other = labels[0] != value
             regions, _ = ndimage.label(other, structure=np.ones((3,) * other.ndim, bool))
-            border = np.unique(np.concatenate([np.moveaxis(regions, axis, 0)[[0, -1]].reshape(-1)
-                                               for axis in range(other.ndim)]))
+            border = np.unique(
+                np.concatenate([np.moveaxis(regions, axis, 0)[[0, -1]].reshape(-1) for axis in range(other.ndim)])
+            )
             labels[0][other & ~np.isin(regions, border)] = value
         return labels
 
