@@ -14,6 +14,8 @@ from pathlib import Path
 
 from RheumImagingLib.console import configure
 
+from . import demo_arguments
+
 TRAIN_PATIENTS = 40
 TEST_PATIENTS = 40
 
@@ -58,14 +60,10 @@ def run_demo(out: Path, train_patients: int = TRAIN_PATIENTS, test_patients: int
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", required=True, type=Path, help="output folder (a new run folder is made inside)")
-    parser.add_argument("--train-patients", type=int, default=TRAIN_PATIENTS)
-    parser.add_argument("--test-patients", type=int, default=TEST_PATIENTS)
-    parser.add_argument("-v", "--verbose", action="store_true", help="every detail (MONAI's per-iteration lines)")
+    demo_arguments.add(parser, TRAIN_PATIENTS, TEST_PATIENTS)
     args = parser.parse_args(argv)
     configure(args.verbose)
-    run_dir = args.out / time.strftime("rheumtexture-%Y%m%d-%H%M%S")
-    run_demo(run_dir, args.train_patients, args.test_patients)
+    run_demo(demo_arguments.run_folder(args, "rheumtexture"), args.train_patients, args.test_patients)
     return 0
 
 

@@ -13,6 +13,8 @@ import sys
 import time
 from pathlib import Path
 
+from . import demo_arguments
+
 TRAIN_PATIENTS = 24
 TEST_PATIENTS = 30
 
@@ -49,13 +51,9 @@ def run_demo(out: Path, train_patients: int = TRAIN_PATIENTS, test_patients: int
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", required=True, type=Path, help="output folder (a new run folder is made inside)")
-    parser.add_argument("--train-patients", type=int, default=TRAIN_PATIENTS)
-    parser.add_argument("--test-patients", type=int, default=TEST_PATIENTS)
-    parser.add_argument("-v", "--verbose", action="store_true", help="every detail (MONAI's per-iteration lines)")
+    demo_arguments.add(parser, TRAIN_PATIENTS, TEST_PATIENTS)
     args = parser.parse_args(argv)
-    run_demo(args.out / time.strftime("sjogrenus-%Y%m%d-%H%M%S"), args.train_patients, args.test_patients,
-             args.verbose)
+    run_demo(demo_arguments.run_folder(args, "sjogrenus"), args.train_patients, args.test_patients, args.verbose)
     return 0
 
 
