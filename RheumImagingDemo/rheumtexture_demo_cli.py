@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 from RheumImagingLib.console import configure
+from RheumImagingLib.errors import InputError
 
 from . import demo_arguments
 
@@ -63,7 +64,11 @@ def main(argv=None) -> int:
     demo_arguments.add(parser, TRAIN_PATIENTS, TEST_PATIENTS)
     args = parser.parse_args(argv)
     configure(args.verbose)
-    run_demo(demo_arguments.run_folder(args, "rheumtexture"), args.train_patients, args.test_patients)
+    try:
+        run_demo(demo_arguments.run_folder(args, "rheumtexture"), args.train_patients, args.test_patients)
+    except InputError as exc:  # e.g. too few patients for five folds: one line, as the commands say it
+        print(f"rheumtexture demo: error: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 

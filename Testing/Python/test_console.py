@@ -242,3 +242,12 @@ def test_rheumtexture_score_mismatch_is_one_line(cohort_dir, tmp_path, capsys, l
                  "--out", str(tmp_path / "s.csv")]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "lists none of the 3 image(s) found in" in err
+
+
+def test_demo_with_too_few_patients_says_why_in_one_line(tmp_path, capsys):
+    from RheumImagingDemo.rheumtexture_demo_cli import main
+
+    assert main(["--out", str(tmp_path), "--train-patients", "3", "--test-patients", "2"]) == 2
+    err = capsys.readouterr().err
+    assert "rheumtexture demo: error: " in err and "needs at least 5 annotated patients of each label" in err
+    assert "Traceback" not in err
