@@ -30,13 +30,15 @@ OOF_COLUMNS = ("patient_id", "label", "age", "sex", "score", "n_images", "in_tra
 
 
 def train_bundles(cohort_csv, out_dir, config: str | None = "demo", source=None, seed: int = 0,
-                  pretrained_trunk=None, progress=None) -> Path:
+                  pretrained_trunk=None, progress=None, qc_held_out: float = 0.2) -> Path:
     """Train the contour bundle and the five texture folds from ``cohort_csv``; returns ``out_dir``.
 
     ``pretrained_trunk``: torchvision's ImageNet ResNet18 file (``resnet18-f37072fd.pth``) to start
     the texture trunk from, as the paper does; ``config=None`` is the full (paper) config.
     The full log (every iteration) goes to ``out_dir/training.log``; ``progress(stage, fraction)``
     hears about every iteration of each stage (localiser, Curve-GCN, one per texture fold).
+    ``qc_held_out``: the share of annotated patients the contour networks do not train on, on which quality control
+    learns its limits (the texture folds train on every patient).
     """
     from .contour import train_contour_bundle
     from .datalist import build_datalist
@@ -59,7 +61,7 @@ def train_bundles(cohort_csv, out_dir, config: str | None = "demo", source=None,
         datalist = build_datalist(cohort_csv, out_dir / "texture_datalist.json", seed=seed,
                                   prepared_dir=out_dir / PREPARED)
         train_contour_bundle(source / CONTOUR_BUNDLE, cohort_csv, out_dir / CONTOUR_BUNDLE, config=config,
-                             progress=progress, prepared_dir=out_dir / PREPARED)
+                             progress=progress, prepared_dir=out_dir / PREPARED, val_fraction=qc_held_out)
         texture = train_folds(source / TEXTURE_BUNDLE, datalist, out_dir / TEXTURE_BUNDLE, config=config,
                               overrides=overrides, progress=progress)
         write_training_list(texture, cohort_csv)
@@ -101,10 +103,13 @@ def write_oof_scores(texture_bundle, cohort_csv, out_csv) -> Path:
 
 
 def run(args) -> int:
+    if not 0 < args.qc_held_out < 1:
+        raise InputError(None, f"--qc-held-out must lie between 0 and 1 (got {args.qc_held_out})")
     bars = console_bars()
     try:
         out = train_bundles(args.cohort, args.out, config=None if args.config == "full" else args.config,
-                            source=args.source, pretrained_trunk=args.pretrained_trunk, progress=bars)
+                            source=args.source, pretrained_trunk=args.pretrained_trunk, progress=bars,
+                            qc_held_out=args.qc_held_out)
     finally:
         if bars:
             bars.close()
@@ -127,4 +132,8 @@ def register(subparsers) -> None:
                         help="torchvision's ImageNet ResNet18 weights (resnet18-f37072fd.pth) to start the texture "
                              "trunk from, as the paper does (recommended with --config full)")
     parser.add_argument("--source", default=None, help="bundle folder to start from (default: the extension's)")
+    parser.add_argument("--qc-held-out", type=float, default=0.2, metavar="FRACTION",
+                        help="share of annotated patients the contour networks do not train on, where quality "
+                             "control learns its limits (default 0.2; aim for about 20 patients: fewer make the "
+                             "limits noisy, see the metacarpal_contour bundle README)")
     parser.set_defaults(func=run)

@@ -251,3 +251,12 @@ def test_demo_with_too_few_patients_says_why_in_one_line(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "rheumtexture demo: error: " in err and "needs at least 5 annotated patients of each label" in err
     assert "Traceback" not in err
+
+
+def test_train_refuses_a_qc_held_out_share_outside_0_1(tmp_path, capsys):
+    from RheumTextureLib.rheumtexture_cli import main
+
+    assert main(["train", "--cohort", str(tmp_path / "cohort.csv"), "--out", str(tmp_path / "b"),
+                 "--qc-held-out", "1"]) == 2
+    assert "--qc-held-out must lie between 0 and 1 (got 1.0)" in capsys.readouterr().err
+    assert not (tmp_path / "b").exists()

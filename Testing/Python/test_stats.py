@@ -171,6 +171,19 @@ def test_logit_refuses_perfect_separation():
         logistic.fit_logit(y, pd.DataFrame({"x": x}))
 
 
+def test_logit_quasi_separation_is_a_model_error_not_a_printed_warning():
+    import warnings
+
+    rng = np.random.default_rng(1)
+    x = np.r_[np.ones(40), np.zeros(80)]  # every x = 1 is an event, x = 0 mixed: quasi-complete separation
+    y = np.r_[np.ones(40), rng.integers(0, 2, 80)]
+    X = pd.DataFrame({"above": x, "age": rng.normal(50, 10, 120)})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # any warning statsmodels lets out would be printed to the user's console
+        with pytest.raises(logistic.ModelError, match="separation"):
+            logistic.fit_logit(y, X)
+
+
 def test_logit_refuses_missing_covariates():
     X = pd.DataFrame({"score": np.linspace(0, 1, 100), "age": np.r_[np.full(99, 50.0), np.nan]})
     with pytest.raises(logistic.ModelError, match="covariate 'age' is missing in row 100"):

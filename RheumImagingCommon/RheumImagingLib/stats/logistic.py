@@ -13,7 +13,7 @@ import warnings
 import numpy as np
 import pandas as pd
 import statsmodels.api as sm
-from statsmodels.tools.sm_exceptions import PerfectSeparationError, PerfectSeparationWarning
+from statsmodels.tools.sm_exceptions import ConvergenceWarning, PerfectSeparationError, PerfectSeparationWarning
 
 from .roc import Z975
 
@@ -45,6 +45,7 @@ def fit_logit(y, X: pd.DataFrame, min_epv: float = MIN_EPV) -> dict:
     design = sm.add_constant(X.astype(float), has_constant="add")
     with warnings.catch_warnings():
         warnings.simplefilter("error", PerfectSeparationWarning)
+        warnings.simplefilter("ignore", ConvergenceWarning)  # judged below from mle_retvals, as a ModelError
         try:
             res = sm.Logit(y, design).fit(disp=0, maxiter=200)
         except (PerfectSeparationError, PerfectSeparationWarning, np.linalg.LinAlgError) as exc:
