@@ -4,7 +4,8 @@ Why: on CPU, ONNX Runtime ran the networks 1.5-2x faster than eager PyTorch and 
 frozen TorchScript module, with the same outputs to 1e-6 (``make bench``, docs/benchmarks.md).
 A bundle trained by this version carries its ONNX graphs: the trainer calls :func:`store` when training
 ends, which writes ``models/<weights>.onnx`` beside each checkpoint with a record of the checkpoint's sha256,
-and scoring uses that file as it is (also when the trainer quantised it to int8, see :func:`store`). A bundle
+and scoring uses that file as it is (also when the trainer quantised it to int8, see :func:`store`), without
+building the eager network at all (:func:`load`). A bundle
 without them (trained before, or weights downloaded alone) is exported once per weights file (the key is the
 checkpoint's sha256) into a cache folder reused by later runs. Without onnxruntime, when an export fails, or on a
 GPU device, the eager network runs and a log line says so; results are the same either way (within the
@@ -20,6 +21,7 @@ import json
 import logging
 import os
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from .errors import InputError
@@ -45,6 +47,7 @@ def runtime_name(network) -> str:
 
     from .onnx_network import OnnxRuntimeNetwork
 
+    network = network.running() if isinstance(network, OnnxRuntimeNetwork) else network
     if isinstance(network, OnnxRuntimeNetwork):
         import onnxruntime
 
@@ -69,19 +72,34 @@ def _record_path(onnx_path: Path) -> Path:
     return onnx_path.with_name(onnx_path.name + ".json")
 
 
-def _record(network, input_shape: tuple, key: str) -> dict:
-    return {"key": key, "network": type(network).__qualname__, "input_shape": list(input_shape), "opset": OPSET}
+def _record(network_name: str, input_shape: tuple, key: str) -> dict:
+    return {"key": key, "network": network_name, "input_shape": list(input_shape), "opset": OPSET}
 
 
-def store(network, input_shape, *, key: str, path, calibration=None) -> Path:
-    """Export ``network`` (weights loaded) to the ONNX file ``path`` with a record (``<path>.json``) of ``key``
-    (the checkpoint's sha256) and the input shape; :func:`prepare` given ``stored=path`` then runs it as it is.
-    ``calibration``: input batches (float arrays ``(N, *input_shape)``) to quantise the graph's convolutions
-    statically to int8 (:func:`_quantise`); the record says so. Written to a temporary name first, so an
-    interrupted export leaves no file that looks complete."""
-    path = Path(path)
+def _identity(record: dict) -> dict:
+    """What must match for a stored graph to be used: the weights (checkpoint sha256), the input shape and the
+    opset (the record's network name says what was exported, for people)."""
+    return {name: record.get(name) for name in ("key", "input_shape", "opset")}
+
+
+def _file_stamp(path: Path) -> dict:
+    stat = path.stat()
+    return {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+
+
+def store(network, input_shape, *, checkpoint, key: str | None = None, calibration=None) -> Path:
+    """Export ``network`` (the weights of ``checkpoint`` loaded) to ``stored_path(checkpoint)`` with a record
+    (``<graph>.json``) of the checkpoint's sha256 (``key``, computed when not given), size and modification time,
+    and of the input shape; :func:`load` then runs the graph as it is. ``calibration``: input batches (float arrays
+    ``(N, *input_shape)``) to quantise the graph's convolutions statically to int8 (:func:`_quantise`); the record
+    says so. Written to a temporary name first, so an interrupted export leaves no file that looks complete."""
+    from .bundle import sha256_of
+
+    checkpoint = Path(checkpoint)
+    path = stored_path(checkpoint)
     model = _export(network.eval(), tuple(input_shape))
-    record = _record(network, tuple(input_shape), key)
+    record = {**_record(type(network).__qualname__, tuple(input_shape), key or sha256_of(checkpoint)),
+              "checkpoint": _file_stamp(checkpoint)}
     if calibration is not None:
         model, record["int8"] = _quantise(model, calibration)
     partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
@@ -89,6 +107,16 @@ def store(network, input_shape, *, key: str, path, calibration=None) -> Path:
     os.replace(partial, path)
     _record_path(path).write_text(json.dumps(record, indent=1) + "\n")
     return path
+
+
+def store_or_warn(network, input_shape, *, checkpoint, what: str, key: str | None = None) -> Path | None:
+    """:func:`store` at the end of a training, which must never lose the training to a failed export: None and a
+    warning naming ``what`` instead (scoring then exports once into its cache, or runs eager)."""
+    try:
+        return store(network, input_shape, checkpoint=checkpoint, key=key)
+    except Exception as exc:  # noqa: BLE001 (any exporter failure; the weights are what training made)
+        log.warning("no ONNX graph stored for %s (%s: %s); scoring will export it", what, exc.__class__.__name__, exc)
+        return None
 
 
 def _quantise(model: bytes, calibration) -> tuple[bytes, dict]:
@@ -143,27 +171,80 @@ def _quiet_root_logger():
         root.setLevel(level)
 
 
-def _stored_model(network, input_shape: tuple, key: str, stored) -> Path | None:
-    """``stored`` when its record says it holds these weights at this input shape, else None (exported again)."""
-    if stored is None or not Path(stored).is_file():
-        return None
+def _stored_record(checkpoint: Path) -> dict | None:
     try:
-        record = json.loads(_record_path(Path(stored)).read_text())
+        return json.loads(_record_path(stored_path(checkpoint)).read_text())
     except (OSError, ValueError):
         return None
-    identity = _record(network, input_shape, key)
-    if {name: record.get(name) for name in identity} != identity:
-        log.info("%s is not the ONNX graph of these weights (retrained?); exporting them", stored)
-        return None
-    return Path(stored)
 
 
-def prepare(network, input_shape, *, key: str, label: str, runtime: str = "auto", device="cpu", stored=None):
+def checkpoint_sha256(checkpoint, record: dict | None = None) -> str:
+    """The sha256 of ``checkpoint``: the stored graph's record of it while the file's size and modification time
+    are still those recorded (as ``make`` and git trust a file's stamp: the five texture folds' 45 MB each took
+    longer to hash than to load their graphs), else hashed."""
+    from .bundle import sha256_of
+
+    checkpoint = Path(checkpoint)
+    record = _stored_record(checkpoint) if record is None else record
+    if record and record.get("key") and record.get("checkpoint") == _file_stamp(checkpoint):
+        return record["key"]
+    return sha256_of(checkpoint)
+
+
+def load(build, checkpoint, input_shape, *, label: str, runtime: str = "auto", device="cpu",
+         state_key: str | None = None):
+    """``(module to call, checkpoint sha256)`` for the weights in ``checkpoint``.
+
+    When ONNX Runtime runs them and the bundle stored their graph (:func:`store`), the graph is used as it is: the
+    eager network is never built, and the session is created in the background while the caller goes on (parsing
+    the next bundle, reading the first image; a fresh process's first score came 2-3x sooner). Else ``build()``
+    makes the network, the weights are loaded into it safely (``weights_only=True``, ``state_key``: their entry in
+    a checkpoint dictionary) and :func:`prepare` decides.
+    """
+    from .bundle import load_checkpoint
+
+    if runtime not in RUNTIMES:
+        raise InputError(None, f"unknown runtime {runtime!r} (choose one of {', '.join(RUNTIMES)})")
+    checkpoint = Path(checkpoint)
+    if not checkpoint.is_file():
+        raise InputError(checkpoint, "checkpoint not found (see the bundle's large_files.yml for where to get it)")
+
+    def built():
+        network = build()
+        found = load_checkpoint(network, checkpoint, key=state_key)
+        return prepare(network.to(device), input_shape, key=found, label=label, runtime=runtime, device=device), found
+
+    ort = _onnxruntime() if runtime != "torch" and str(device) == "cpu" else None
+    if ort is not None:
+        record = _stored_record(checkpoint)
+        key = checkpoint_sha256(checkpoint, record)
+        graph = stored_path(checkpoint)
+        if record and _identity(record) == _identity(_record("", tuple(input_shape), key)):
+            from .onnx_network import OnnxRuntimeNetwork
+
+            def unreadable(exc):  # a damaged file: export as for a bundle without one
+                log.warning("ignoring unreadable ONNX model %s (%s)", graph, exc)
+                return built()[0]
+
+            session = _LOADER.submit(ort.InferenceSession, str(graph), _session_options(ort),
+                                     providers=["CPUExecutionProvider"])
+            return OnnxRuntimeNetwork(session, tuple(input_shape), label, fallback=unreadable), key
+        if record:
+            log.info("%s is not the ONNX graph of these weights (retrained?); exporting them", graph)
+    return built()
+
+
+# Creates the stored graphs' sessions one after another, beside the caller: ONNX Runtime releases the GIL
+# while it builds a session, and a second thread would only compete with the first for the cores.
+_LOADER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="onnxruntime-session")
+
+
+def prepare(network, input_shape, *, key: str, label: str, runtime: str = "auto", device="cpu"):
     """The module to call for ``network`` (weights loaded, eval mode).
 
     ``input_shape`` is one input without the batch dimension (the batch size may vary);
-    ``key`` identifies the weights (a checkpoint sha256); ``label`` names the network in logs;
-    ``stored``: the bundle's ONNX file for these weights (:func:`stored_path`), used when its record matches.
+    ``key`` identifies the weights (a checkpoint sha256: exports are cached under it); ``label`` names the network
+    in logs. A trained bundle's stored graphs are :func:`load`'s.
     ``runtime``: "auto" (ONNX Runtime if it can be used, else eager), "onnxruntime" (required)
     or "torch" (eager).
     """
@@ -179,8 +260,7 @@ def prepare(network, input_shape, *, key: str, label: str, runtime: str = "auto"
         from .onnx_network import OnnxRuntimeNetwork
 
         try:
-            session = _session(ort, network, tuple(input_shape), key, _stored_model(network, tuple(input_shape),
-                                                                                     key, stored))
+            session = _session(ort, network, tuple(input_shape), key)
             return OnnxRuntimeNetwork(session, tuple(input_shape), label)
         except Exception as exc:  # an export the exporter cannot handle must not stop scoring
             reason = f"ONNX export failed ({exc.__class__.__name__}: {str(exc).splitlines()[0] if str(exc) else ''})"
@@ -201,18 +281,12 @@ def _session_options(ort):
     return options
 
 
-def _session(ort, network, input_shape: tuple, key: str, stored: Path | None = None):
-    """An ONNX Runtime session for ``network``: the bundle's stored graph, else the cache's when this key was
-    exported before, else a fresh export (cached)."""
+def _session(ort, network, input_shape: tuple, key: str):
+    """An ONNX Runtime session for ``network``: the cache's when this key was exported before, else a fresh export
+    (cached)."""
     import torch
 
     options, providers = _session_options(ort), ["CPUExecutionProvider"]
-    if stored is not None:
-        try:
-            return ort.InferenceSession(str(stored), options, providers=providers)
-        except Exception as exc:  # a damaged file: export as for a bundle without one
-            log.warning("ignoring unreadable ONNX model %s (%s)", stored, exc)
-
     digest = hashlib.sha256(f"{key}|{type(network).__qualname__}|{input_shape}|{torch.__version__}|{OPSET}"
                             .encode()).hexdigest()[:32]
     path = cache_dir() / "onnx" / f"{digest}.onnx"

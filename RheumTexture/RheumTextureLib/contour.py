@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from RheumImagingLib.anatomy import BONES
-from RheumImagingLib.bundle import Bundle, bundle_imports, default_bundle_root, load_checkpoint
+from RheumImagingLib.bundle import Bundle, bundle_imports, default_bundle_root
 from RheumImagingLib.errors import InputError
 
 BUNDLE_DIR = default_bundle_root() / "metacarpal_contour"
@@ -34,7 +34,7 @@ class MetacarpalContourer:
         import torch
         from monai.transforms import Compose
 
-        from RheumImagingLib.runtime import prepare, stored_path
+        from RheumImagingLib.runtime import load
 
         self.bundle = Bundle(bundle_dir, "inference")
         self.bundle.parser["device"] = f"$torch.device({device!r})"
@@ -44,18 +44,15 @@ class MetacarpalContourer:
         for path in self.checkpoints.values():
             if not path.is_file():
                 raise InputError(path, f"trained weights not found ({WEIGHTS_HELP})")
-        localiser = self.bundle.get("network_def")
-        curvegcn = self.bundle.get("curvegcn_def")
-        self.sha256 = {name: load_checkpoint(net, self.checkpoints[name])
-                       for name, net in (("localiser", localiser), ("curvegcn", curvegcn))}
         crop = int(self.bundle.get("crop_size"))
         self.input_shapes = {"localiser": (1, *self.bundle.get("localiser_size")), "curvegcn": (1, crop, crop)}
-        self.networks = {name: prepare(net.to(self.device), self.input_shapes[name], key=self.sha256[name],
-                                       runtime=runtime, device=self.device, label=f"{self.bundle.name} {name}",
-                                       stored=stored_path(self.checkpoints[name]))
-                         for name, net in (("localiser", localiser), ("curvegcn", curvegcn))}
-        self.bundle.parser["network_def"] = self.networks["localiser"]
-        self.bundle.parser["curvegcn_def"] = self.networks["curvegcn"]
+        self.networks, self.sha256 = {}, {}
+        for name, definition in (("localiser", "network_def"), ("curvegcn", "curvegcn_def")):
+            self.networks[name], self.sha256[name] = load(
+                lambda definition=definition: self.bundle.get(definition), self.checkpoints[name],
+                self.input_shapes[name], label=f"{self.bundle.name} {name}", runtime=runtime, device=self.device)
+        self.bundle.parser["network"] = self.networks["localiser"]  # what the predictor runs
+        self.bundle.parser["curvegcn"] = self.networks["curvegcn"]
         self.transforms = Compose(self.bundle.get("image_transforms"))  # the declared preprocessing, less the loader
         self.predictor = self.bundle.get("predictor")  # runs the declared postprocessing
 
@@ -220,18 +217,12 @@ def store_graphs(bundle_dir) -> None:
     """The training-end step: the localiser's and Curve-GCN's ONNX graphs (fp32) beside their checkpoints
     (``models/model.onnx``, ``models/curvegcn.onnx``), so that scoring never exports them. Without onnxruntime, or
     for a network the exporter cannot handle, a warning says so and scoring exports (or runs eager) as before."""
-    import logging
-
-    from RheumImagingLib.runtime import store, stored_path
+    from RheumImagingLib.runtime import store_or_warn
 
     contourer = MetacarpalContourer(bundle_dir, runtime="torch")
     for name, network in contourer.networks.items():
-        try:
-            store(network, contourer.input_shapes[name], key=contourer.sha256[name],
-                  path=stored_path(contourer.checkpoints[name]))
-        except Exception as exc:  # the bundle stays usable without its graphs
-            logging.getLogger(__name__).warning("no ONNX graph stored for the %s (%s: %s); scoring will export it",
-                                                name, exc.__class__.__name__, exc)
+        store_or_warn(network, contourer.input_shapes[name], checkpoint=contourer.checkpoints[name],
+                      key=contourer.sha256[name], what=f"the {name}")
 
 
 def evaluate_contour_bundle(bundle_dir, cohort_csv, out_dir) -> dict:

@@ -24,18 +24,24 @@ class TextureEnsemble:
     def __init__(self, bundle_dir, device: str = "cpu", overrides: dict | None = None, runtime: str = "auto"):
         import torch
 
-        from RheumImagingLib.runtime import prepare, stored_path
+        from RheumImagingLib.runtime import load
 
         self.bundle = Bundle(bundle_dir, "inference", overrides)
         self.checkpoints = [str(p) for p in self.bundle.get("checkpoints")]  # InputError naming missing folds
         self.device = torch.device(device)
         self.bundle.parser["device"] = f"$torch.device({device!r})"
-        self.network = self.bundle.get("network").to(self.device).eval()
         size = int(self.bundle.get("patch_size"))
-        for k, model in enumerate(self.network.models):  # the ensemble averages whatever runs each fold
-            self.network.models[k] = prepare(model, (1, size, size), key=self.network.sha256[k], runtime=runtime,
-                                             device=self.device, label=f"{self.bundle.name} fold {k + 1}",
-                                             stored=stored_path(self.checkpoints[k]))
+
+        def load_fold(make_network, path):  # the ensemble averages whatever runs each fold
+            return load(make_network, path, (1, size, size), label=f"{self.bundle.name} {Path(path).name}",
+                        runtime=runtime, device=self.device)
+
+        lazy = "load_fold" in self.bundle.parser  # a bundle trained before ra_bone_texture 0.3.2 builds its folds
+        self.bundle.parser["load_fold"] = load_fold
+        self.network = self.bundle.get("network").eval()
+        if not lazy:
+            for k, (model, path) in enumerate(zip(self.network.models, self.checkpoints)):
+                self.network.models[k], _ = load_fold(lambda model=model: model, path)
         self.preprocessing = self.bundle.get("preprocessing")  # the bundle's declared transforms, without its loader
         with bundle_imports(self.bundle.root):
             from scripts.roi import patch_frame
@@ -127,7 +133,7 @@ def store_graphs(bundle_dir) -> dict:
 
     import torch
 
-    from RheumImagingLib.runtime import prepare, store, stored_path
+    from RheumImagingLib.runtime import load, store, stored_path
 
     bundle_dir = Path(bundle_dir)
     bundle = Bundle(bundle_dir, "inference", {
@@ -150,11 +156,11 @@ def store_graphs(bundle_dir) -> dict:
         training, held_out = np.flatnonzero(folds != fold), np.flatnonzero(folds == fold)
         summary[path.name] = {"graph": "fp32", "largest_difference": None}
         if not len(training) or not len(held_out):
-            store(model, shape, key=sha256, path=path)
+            store(model, shape, checkpoint=checkpoint, key=sha256)
             continue
         calibration = [batch.numpy() for batch in patches(training).split(16)]
-        store(model, shape, key=sha256, path=path, calibration=calibration)
-        quantised = prepare(model, shape, key=sha256, label=f"fold {fold}", runtime="onnxruntime", stored=path)
+        store(model, shape, checkpoint=checkpoint, key=sha256, calibration=calibration)
+        quantised, _ = load(lambda: model, checkpoint, shape, label=f"fold {fold}", runtime="onnxruntime")
         with torch.no_grad():
             x = patches(held_out)
             difference = float((torch.sigmoid(quantised(x)) - torch.sigmoid(model(x))).abs().max())
@@ -163,7 +169,7 @@ def store_graphs(bundle_dir) -> dict:
             logging.getLogger(__name__).warning(
                 "%s: int8 probabilities differ from eager by up to %.3g on the fold's held-out patches (tolerance "
                 "%g); storing the fp32 graph", Path(checkpoint).name, difference, SCORE_TOLERANCE)
-            store(model, shape, key=sha256, path=path)
+            store(model, shape, checkpoint=checkpoint, key=sha256)
             summary[path.name]["graph"] = "fp32"
     return summary
 

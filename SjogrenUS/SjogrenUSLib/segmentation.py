@@ -43,23 +43,21 @@ class USSegmenter:
         import torch
         from monai.transforms import Compose, LoadImaged, SaveImaged
 
-        from RheumImagingLib.runtime import prepare, stored_path
+        from RheumImagingLib.runtime import load
 
         self.bundle = Bundle(bundle_dir, "inference")
         self.bundle.parser["device"] = f"$torch.device('{torch.device(device)}')"
         self.device = torch.device(device)
         self.checkpoint = Path(checkpoint) if checkpoint else self.bundle.root / "models" / "model.pt"
+        window = (1, *self.bundle.get("patch_size"))  # the sliding window's input (roi_size)
         with torch_threads(1):  # small layers and maps built in one thread, as in predict
-            network = self.bundle.get("network_def")
-            self.checkpoint_sha256 = load_checkpoint(network, self.checkpoint, key="model")
+            self.network, self.checkpoint_sha256 = load(
+                lambda: self.bundle.get("network_def"), self.checkpoint, window, label=f"{self.bundle.name} network",
+                runtime=runtime, device=self.device, state_key="model")
             # As MONAI Label's BundleInferTask: the caller supplies the pixels, nothing is written.
             pre = self.bundle.get("preprocessing").transforms
             post = self.bundle.get("postprocessing").transforms
             self._inferer = self.bundle.get("inferer")
-        window = (1, *self.bundle.get("patch_size"))  # the sliding window's input (roi_size)
-        self.network = prepare(network.to(self.device), window, key=self.checkpoint_sha256, runtime=runtime,
-                               device=self.device, label=f"{self.bundle.name} network",
-                               stored=stored_path(self.checkpoint))
         self._pre = Compose([t for t in pre if not isinstance(t, LoadImaged)])
         self._post = Compose([t for t in post if not isinstance(t, SaveImaged)])
         self.plausibility = quality.load(self.bundle.root)  # None for a bundle trained before quality control
@@ -267,16 +265,9 @@ def store_graph(bundle_dir: str | Path, checkpoint: str | Path) -> Path | None:
     """The ONNX graph of ``checkpoint`` beside it (``RheumImagingLib.runtime.store``), at the inference window, as
     :class:`USSegmenter` runs it; None (and a warning: scoring then exports once into its cache) when the export
     fails, so that a finished training is never lost to it."""
-    import logging
-
-    from RheumImagingLib.runtime import store, stored_path
+    from RheumImagingLib.runtime import store_or_warn
 
     bundle = Bundle(bundle_dir, "inference")
     network = bundle.get("network_def")
     key = load_checkpoint(network, checkpoint, key="model")
-    try:
-        return store(network, (1, *bundle.get("patch_size")), key=key, path=stored_path(checkpoint))
-    except Exception as exc:  # noqa: BLE001 (any exporter failure; the weights are what training made)
-        logging.getLogger(__name__).warning("%s: no ONNX graph stored (%s: %s); scoring will export it", checkpoint,
-                                            exc.__class__.__name__, exc)
-        return None
+    return store_or_warn(network, (1, *bundle.get("patch_size")), checkpoint=checkpoint, key=key, what=str(checkpoint))

@@ -4,7 +4,9 @@ is exported once per checkpoint, and without onnxruntime the eager network runs 
 from __future__ import annotations
 
 import csv
+import hashlib
 import logging
+import os
 import sys
 
 import numpy as np
@@ -114,27 +116,74 @@ def test_export_is_cached_per_key_and_outputs_match(tmp_path, monkeypatch):
 def test_stored_graph_is_used_as_it_is_only_for_its_own_weights(tmp_path, monkeypatch, caplog):
     monkeypatch.setenv("RHEUM_IMAGING_CACHE", str(tmp_path / "cache"))
     net, x = _tiny_network(), torch.rand(2, 1, 16, 16)
-    stored = runtime.store(net, (1, 16, 16), key="sha-trained", path=runtime.stored_path(tmp_path / "model.pt"))
+    checkpoint = tmp_path / "model.pt"
+    torch.save(net.state_dict(), checkpoint)
+    stored = runtime.store(net, (1, 16, 16), checkpoint=checkpoint)
     assert stored == tmp_path / "model.onnx"
 
-    def no_export(*args):
-        raise AssertionError("exported at scoring time although the bundle has its graph")
+    def never(*args):
+        raise AssertionError("exported or built at scoring time although the bundle has the graph")
 
     with monkeypatch.context() as m:
-        m.setattr(runtime, "_export", no_export)
-        fast = runtime.prepare(_tiny_network(), (1, 16, 16), key="sha-trained", label="tiny", runtime="onnxruntime",
-                               stored=stored)
+        m.setattr(runtime, "_export", never)
+        fast, sha256 = runtime.load(never, checkpoint, (1, 16, 16), label="tiny", runtime="onnxruntime")
         with torch.no_grad():
             assert torch.allclose(fast(x), net(x), atol=1e-5)
+    assert sha256 == hashlib.sha256(checkpoint.read_bytes()).hexdigest()
     assert not (tmp_path / "cache").exists()
+
     retrained = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3, padding=1), torch.nn.ReLU(), torch.nn.Conv2d(4, 2, 1))
+    torch.save(retrained.state_dict(), checkpoint)  # new weights under the old name, graph left from before
     with caplog.at_level(logging.INFO, logger="RheumImagingLib.runtime"):
-        other = runtime.prepare(retrained, (1, 16, 16), key="sha-retrained", label="tiny", runtime="onnxruntime",
-                                stored=stored)
+        other, new_sha256 = runtime.load(_untrained, checkpoint, (1, 16, 16), label="tiny", runtime="onnxruntime")
     assert "is not the ONNX graph of these weights" in caplog.text
+    assert new_sha256 == hashlib.sha256(checkpoint.read_bytes()).hexdigest() != sha256
     with torch.no_grad():
         assert torch.allclose(other(x), retrained(x), atol=1e-5)  # the stale graph was not used
         assert not torch.allclose(other(x), net(x), atol=1e-3)
+
+
+def test_a_damaged_stored_graph_is_exported_again_with_a_warning(tmp_path, monkeypatch, caplog):
+    monkeypatch.setenv("RHEUM_IMAGING_CACHE", str(tmp_path / "cache"))
+    net, x = _tiny_network(), torch.rand(2, 1, 8, 8)
+    checkpoint = tmp_path / "model.pt"
+    torch.save(net.state_dict(), checkpoint)
+    graph = runtime.store(net, (1, 8, 8), checkpoint=checkpoint)
+    graph.write_bytes(graph.read_bytes()[: graph.stat().st_size // 2])  # truncated; its record still matches
+    with caplog.at_level(logging.WARNING):
+        fast, _ = runtime.load(_untrained, checkpoint, (1, 8, 8), label="tiny", runtime="onnxruntime")
+        with torch.no_grad():
+            assert torch.allclose(fast(x), net(x), atol=1e-5)
+    assert f"ignoring unreadable ONNX model {graph}" in caplog.text
+    assert runtime.runtime_name(fast).startswith("onnxruntime")  # the fresh export runs, from the cache
+    assert len(list((tmp_path / "cache" / "onnx").glob("*.onnx"))) == 1
+
+
+def test_a_checkpoint_is_hashed_again_when_its_file_changed_under_the_same_size(tmp_path):
+    net = _tiny_network()
+    checkpoint = tmp_path / "model.pt"
+    torch.save(net.state_dict(), checkpoint)
+    runtime.store(net, (1, 8, 8), checkpoint=checkpoint)
+    recorded = runtime.checkpoint_sha256(checkpoint)
+    data = bytearray(checkpoint.read_bytes())
+    data[-1] ^= 1  # same size, other bytes, a later modification time
+    checkpoint.write_bytes(bytes(data))
+    os.utime(checkpoint, ns=(checkpoint.stat().st_atime_ns, checkpoint.stat().st_mtime_ns + 1_000_000))
+    assert runtime.checkpoint_sha256(checkpoint) == hashlib.sha256(bytes(data)).hexdigest() != recorded
+
+
+def test_a_failed_export_at_training_end_warns_and_keeps_the_weights(tmp_path, monkeypatch, caplog):
+    checkpoint = tmp_path / "model.pt"
+    torch.save(_tiny_network().state_dict(), checkpoint)
+    monkeypatch.setattr(runtime, "_export", lambda *a: (_ for _ in ()).throw(RuntimeError("unsupported operator")))
+    with caplog.at_level(logging.WARNING):
+        assert runtime.store_or_warn(_tiny_network(), (1, 8, 8), checkpoint=checkpoint, what="the tiny net") is None
+    assert "no ONNX graph stored for the tiny net (RuntimeError: unsupported operator)" in caplog.text
+    assert checkpoint.is_file() and not runtime.stored_path(checkpoint).exists()
+
+
+def _untrained():
+    return torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3, padding=1), torch.nn.ReLU(), torch.nn.Conv2d(4, 2, 1))
 
 
 def test_unreadable_cache_file_is_exported_again(tmp_path, monkeypatch, caplog):

@@ -12,19 +12,32 @@ from scripts.checkpoints import load_checkpoint
 from torch import nn
 
 
-class FoldEnsemble(nn.Module):
-    """Fold models built by ``make_network`` and loaded safely from ``checkpoints``.
+def build_and_load(make_network: Callable[[], nn.Module], path: str) -> tuple[nn.Module, str]:
+    """A fold's network built by ``make_network`` with its checkpoint loaded safely, and the checkpoint's sha256."""
+    net = make_network()
+    return net, load_checkpoint(net, path)
 
+
+class FoldEnsemble(nn.Module):
+    """One model per checkpoint in ``checkpoints``, from ``load_fold(make_network, path) -> (model, sha256)``.
+
+    By default each fold's network is built and loaded (:func:`build_and_load`); a host may pass its own
+    ``load_fold`` (the extension runs a fold's stored ONNX graph without building the network).
     forward(x) -> (B, 1 + n_folds): column 0 the mean RA probability, then each fold's.
     """
 
-    def __init__(self, make_network: Callable[[], nn.Module], checkpoints: Sequence[str]):
+    def __init__(
+        self,
+        make_network: Callable[[], nn.Module],
+        checkpoints: Sequence[str],
+        load_fold: Callable[[Callable[[], nn.Module], str], tuple[nn.Module, str]] | None = None,
+    ):
         super().__init__()
         self.models = nn.ModuleList()
         self.sha256 = []
         for path in checkpoints:
-            net = make_network()
-            self.sha256.append(load_checkpoint(net, path))
+            net, sha256 = (load_fold or build_and_load)(make_network, path)
+            self.sha256.append(sha256)
             self.models.append(net.eval())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
