@@ -36,17 +36,28 @@ def default_bundle_root() -> Path:
     return installed if installed.is_dir() else source
 
 
+def _scripts_modules() -> list[str]:
+    return [k for k in sys.modules if k == "scripts" or k.startswith("scripts.")]
+
+
+_IMPORTED: dict[str, dict] = {}  # bundle root -> its ``scripts`` modules, imported once per process
+
+
 @contextlib.contextmanager
 def bundle_imports(root: Path) -> Iterator[None]:
-    """Make ``import scripts`` resolve to this bundle's ``scripts`` package."""
-    saved = {k: sys.modules.pop(k) for k in list(sys.modules) if k == "scripts" or k.startswith("scripts.")}
-    sys.path.insert(0, str(root))
+    """Make ``import scripts`` resolve to this bundle's ``scripts`` package.
+
+    A bundle's modules are imported once and set aside between uses, as Python keeps any module: importing
+    them again at every use ran their code again (and compiled it, where bytecode is not written)."""
+    root = str(root)
+    saved = {k: sys.modules.pop(k) for k in _scripts_modules()}
+    sys.modules.update(_IMPORTED.get(root, {}))
+    sys.path.insert(0, root)
     try:
         yield
     finally:
-        sys.path.remove(str(root))
-        for k in [k for k in sys.modules if k == "scripts" or k.startswith("scripts.")]:
-            sys.modules.pop(k)
+        sys.path.remove(root)
+        _IMPORTED[root] = {k: sys.modules.pop(k) for k in _scripts_modules()}
         sys.modules.update(saved)
 
 
