@@ -147,3 +147,44 @@ def test_trained_bundle_carries_its_graph_and_scoring_never_exports(us_segmentat
         (us_segmentation_trained / "datalist.json").read_text())["validation"][0]["image"])
     assert segmenter.provenance()["runtime"].startswith("onnxruntime")
     assert segmenter.predict(image).shape == image.shape
+
+
+def test_convex_hull_count_equals_skimage_on_random_masks():
+    """The row-by-row integer count of the hull's pixels is skimage's ``convex_hull_image`` pixel count, also for
+    thin, diagonal and scattered masks where pixel centres lie on the hull's edges."""
+    from skimage.morphology import convex_hull_image
+
+    from SjogrenUSLib.quality import convex_hull_pixels
+
+    rng = np.random.default_rng(17)
+    masks = [np.ones((1, 1), bool), np.ones((1, 7), bool), np.ones((7, 1), bool), np.eye(6, dtype=bool),
+             np.eye(6, dtype=bool)[::-1]]
+    for _ in range(150):
+        mask = rng.random(tuple(rng.integers(1, 30, 2))) < rng.uniform(0.02, 0.5)
+        masks.append(ndimage.binary_dilation(mask, iterations=int(rng.integers(0, 3))) if mask.any() else mask)
+    for mask in masks:
+        if mask.any():
+            assert convex_hull_pixels(mask) == convex_hull_image(mask).sum()
+
+
+def test_gland_without_hypoechoic_areas_in_the_first_corner_keeps_its_corner(phantoms):
+    """With no hypoechoic area, no parenchyma counts as lying near one, also in the image's first corner (scipy's
+    distance transform without a feature measures to a point beyond that corner): the index is the spread over the
+    whole core away from the gland's border."""
+    from SjogrenUSLib import glands
+    from SjogrenUSLib.scoring import load_system
+
+    pixels, labels, spacing = phantoms[2]  # grade 0
+    centre = np.argwhere(np.isin(labels, (3, 4))).mean(axis=0).astype(int)
+    corner = (slice(centre[0], None), slice(centre[1], None))  # the gland cut through its centre by the first corner
+    pixels, labels = pixels[corner].astype(np.float64), labels[corner]
+    result = glands.grade_image(pixels, labels, spacing, load_system("salaffi_0_4"))
+    assert result.diameters_mm == [] and result.diffuse_coverage == 0.0  # no hypoechoic area
+    region = ndimage.binary_fill_holes(np.isin(labels, (3, 4)))
+    core = (labels == 3) & ndimage.binary_erosion(region, iterations=2)
+    keep = core & (ndimage.distance_transform_edt(region, sampling=spacing) > glands.TEXTURE_EDGE_MM)
+    assert keep[:10, :10].any()  # the corner holds core pixels
+    scale = tuple(glands.TEXTURE_SCALE_MM / s for s in spacing)
+    local = ndimage.gaussian_filter(pixels, scale)
+    ratio = np.var(local[keep]) / np.var(pixels[keep])
+    assert result.inhomogeneity == np.sqrt(max(ratio - glands.speckle_floor(pixels, keep, scale), 0.0))
