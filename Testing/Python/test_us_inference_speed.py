@@ -140,6 +140,10 @@ def test_trained_bundle_carries_its_graph_and_scoring_never_exports(us_segmentat
     def no_export(*args):
         raise AssertionError("exported at scoring time although the trained bundle has its graph")
 
+    import onnx
+
+    ops = {node.op_type for node in onnx.load(str(models / "model.onnx")).graph.node}
+    assert "LeakyRelu" in ops and "PRelu" not in ops  # the stored graph's activations (store_graph)
     monkeypatch.setattr(runtime, "_export", no_export)
     monkeypatch.setenv("RHEUM_IMAGING_CACHE", "/nonexistent/no-cache-needed")
     segmenter = USSegmenter(us_segmentation_trained, runtime="onnxruntime")
@@ -188,3 +192,21 @@ def test_gland_without_hypoechoic_areas_in_the_first_corner_keeps_its_corner(pha
     local = ndimage.gaussian_filter(pixels, scale)
     ratio = np.var(local[keep]) / np.var(pixels[keep])
     assert result.inhomogeneity == np.sqrt(max(ratio - glands.speckle_floor(pixels, keep, scale), 0.0))
+
+
+def test_stored_graph_activations_equal_the_networks_prelus():
+    """The stored graph's LeakyReLUs compute what the trained PReLUs compute: the same outputs in eager PyTorch."""
+    import torch
+
+    from RheumImagingLib.bundle import Bundle
+    from SjogrenUSLib.segmentation import single_slope_prelu_as_leaky_relu
+
+    network = Bundle(BUNDLE, "inference").get("network_def").eval()
+    with torch.no_grad():
+        for k, prelu in enumerate(m for m in network.modules() if isinstance(m, torch.nn.PReLU)):
+            prelu.weight.fill_(0.05 * k - 0.3)  # learnt slopes of either sign
+        x = torch.randn(3, 1, 64, 64, generator=torch.Generator().manual_seed(5))
+        before = network(x)
+        after = single_slope_prelu_as_leaky_relu(network)(x)
+    assert not any(isinstance(m, torch.nn.PReLU) for m in network.modules())
+    assert torch.equal(before, after)
