@@ -210,3 +210,15 @@ def test_stored_graph_activations_equal_the_networks_prelus():
         after = single_slope_prelu_as_leaky_relu(network)(x)
     assert not any(isinstance(m, torch.nn.PReLU) for m in network.modules())
     assert torch.equal(before, after)
+
+
+def test_parenchyma_holes_filled_as_scipy_fills_them(phantoms):
+    """The parenchyma region (holes filled from one labelling) is scipy's ``binary_fill_holes``, also for
+    scattered masks with holes touching each other diagonally and regions touching the border."""
+    from SjogrenUSLib.glands import parenchyma_region
+
+    rng = np.random.default_rng(23)
+    maps = [_noisy(labels, 40 + k) for k, (_, labels, _) in enumerate(phantoms)]
+    maps += [np.where(rng.random(tuple(rng.integers(1, 30, 2))) < rng.uniform(0.2, 0.9), 3, 0) for _ in range(100)]
+    for labels in maps:
+        assert np.array_equal(parenchyma_region(labels), ndimage.binary_fill_holes(np.isin(labels, (3, 4))))
