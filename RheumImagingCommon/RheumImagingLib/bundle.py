@@ -235,7 +235,8 @@ class EpochProgress:
         self.progress(self.stage, fraction)
         output = state.output[0] if isinstance(state.output, list) and state.output else state.output
         if isinstance(output, dict) and output.get("loss") is not None:  # a decollated batch repeats the loss
-            self._losses.append(float(output["loss"]))
+            loss = output["loss"]  # the training graph's own tensor where the trainer does not decollate
+            self._losses.append(float(loss.detach() if hasattr(loss, "detach") else loss))
         loss = f", loss {sum(self._losses) / len(self._losses):.4f}" if self._losses else ""
         self._epoch = f"epoch {state.epoch}/{state.max_epochs}{loss}"
         self._status()

@@ -72,12 +72,39 @@ def features(labels, kind: str, spacing_mm=None) -> dict[str, float]:
     gland = labels == PARENCHYMA
     out = {"parenchyma_fraction": float(gland.mean()), "parenchyma_extent": float(gland.any(axis=0).mean())}
     if gland.any():
-        from skimage.morphology import convex_hull_image
-
-        rows, cols = np.flatnonzero(gland.any(axis=1)), np.flatnonzero(gland.any(axis=0))
-        box = gland[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]  # the hull lies within: the same pixels, fewer tested
-        out["parenchyma_solidity"] = float(gland.sum() / max(convex_hull_image(box).sum(), 1))
+        out["parenchyma_solidity"] = float(gland.sum() / max(convex_hull_pixels(gland), 1))
     return out
+
+
+def convex_hull_pixels(mask) -> int:
+    """How many pixels skimage's ``convex_hull_image(mask)`` holds (the pixel centres inside or on the convex hull
+    of the mask's pixel squares' edge midpoints), counted row by row in exact integer arithmetic instead of testing
+    every pixel against the polygon (5 ms of each gland image's quality control, issue 17)."""
+    from scipy.spatial import ConvexHull
+
+    mask = np.asarray(mask, bool)
+    rows = np.flatnonzero(mask.any(axis=1))
+    first = mask[rows].argmax(axis=1)
+    last = mask.shape[1] - 1 - mask[rows, ::-1].argmax(axis=1)
+    # Coordinates doubled, so that the edge midpoints (row +- 1/2, col +- 1/2) are integers; the row's first and
+    # last pixels span the hull of the whole row.
+    r, c = np.concatenate([rows, rows]) * 2, np.concatenate([first, last]) * 2
+    points = np.concatenate([np.stack([r + dr, c + dc], axis=1) for dr, dc in ((-1, 0), (1, 0), (0, -1), (0, 1))])
+    points = np.unique(points, axis=0)
+    corners = points[ConvexHull(points).vertices].astype(np.int64)  # exact: qhull returns input points
+    start, step = corners, np.roll(corners, -1, axis=0) - corners
+    # Inside or on the boundary of the convex polygon: the same side of every edge (sign of the cross product).
+    side = np.sign(np.sum(start[:, 0] * np.roll(start[:, 1], -1) - start[:, 1] * np.roll(start[:, 0], -1)))
+    # Per edge and pixel row y: side * (step_r * (2x - start_c) - step_c * (2y - start_r)) >= 0, i.e. a * x >= b.
+    y = np.arange(rows[0], rows[-1] + 1)
+    a = (side * 2 * step[:, 0])[:, None]
+    b = side * (step[:, 0, None] * start[:, 1, None] + step[:, 1, None] * (2 * y[None] - start[:, 0, None]))
+    big = mask.shape[1]
+    low = np.where(a > 0, -(-b // np.where(a > 0, a, 1)), 0).max(axis=0)
+    high = np.where(a < 0, b // np.where(a < 0, a, 1), big - 1).min(axis=0)
+    empty = ((a == 0) & (b > 0)).any(axis=0)
+    span = np.minimum(high, big - 1) - np.maximum(low, 0) + 1
+    return int(np.where(empty, 0, np.maximum(span, 0)).sum())
 
 
 def predictions(segmenter, images):

@@ -270,4 +270,18 @@ def store_graph(bundle_dir: str | Path, checkpoint: str | Path) -> Path | None:
     bundle = Bundle(bundle_dir, "inference")
     network = bundle.get("network_def")
     key = load_checkpoint(network, checkpoint, key="model")
-    return store_or_warn(network, (1, *bundle.get("patch_size")), checkpoint=checkpoint, key=key, what=str(checkpoint))
+    return store_or_warn(single_slope_prelu_as_leaky_relu(network), (1, *bundle.get("patch_size")),
+                         checkpoint=checkpoint, key=key, what=str(checkpoint))
+
+
+def single_slope_prelu_as_leaky_relu(network):
+    """``network`` with each PReLU of one learnt slope replaced by the LeakyReLU of that slope: the same function
+    (x where x >= 0, else slope * x; equal outputs in eager PyTorch), exported as ONNX's LeakyRelu, which ONNX
+    Runtime runs faster than PRelu (the UNet's 12 PReLUs took 4.5 of its 26 ms per 25 windows of 64 px)."""
+    import torch
+
+    for module in list(network.modules()):
+        for name, child in list(module.named_children()):
+            if isinstance(child, torch.nn.PReLU) and child.weight.numel() == 1:
+                setattr(module, name, torch.nn.LeakyReLU(float(child.weight.detach())))
+    return network

@@ -7,6 +7,7 @@ import csv
 import json
 import logging
 import shutil
+import warnings
 
 import pytest
 
@@ -154,6 +155,16 @@ def test_training_progress_reports_every_iteration_with_epoch_and_running_loss()
     engine.run([1, 2, 3, 4], max_epochs=2)
     assert calls == [("fold 1/5", k / 8) for k in range(1, 9)]
     assert statuses[3] == "epoch 1/2, loss 2.5000" and statuses[4] == "epoch 2/2, loss 1.0000"  # mean of 1..4; 1
+
+    # a trainer that does not decollate (sjogren_us_segmentation) gives the batch's output, its loss still in the graph
+    statuses.clear()
+    weight = torch.ones((), requires_grad=True)
+    engine = Engine(lambda e, batch: {"loss": weight * float(batch), "pred": torch.zeros(2, 4)})
+    EpochProgress("segmentation", Recorder()).attach(engine)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no "converting a tensor with requires_grad=True to a scalar"
+        engine.run([1, 2, 3, 4], max_epochs=1)
+    assert statuses[3] == "epoch 1/1, loss 2.5000"
 
 
 @pytest.fixture(scope="module")

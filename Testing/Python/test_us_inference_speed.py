@@ -140,6 +140,10 @@ def test_trained_bundle_carries_its_graph_and_scoring_never_exports(us_segmentat
     def no_export(*args):
         raise AssertionError("exported at scoring time although the trained bundle has its graph")
 
+    import onnx
+
+    ops = {node.op_type for node in onnx.load(str(models / "model.onnx")).graph.node}
+    assert "LeakyRelu" in ops and "PRelu" not in ops  # the stored graph's activations (store_graph)
     monkeypatch.setattr(runtime, "_export", no_export)
     monkeypatch.setenv("RHEUM_IMAGING_CACHE", "/nonexistent/no-cache-needed")
     segmenter = USSegmenter(us_segmentation_trained, runtime="onnxruntime")
@@ -147,3 +151,74 @@ def test_trained_bundle_carries_its_graph_and_scoring_never_exports(us_segmentat
         (us_segmentation_trained / "datalist.json").read_text())["validation"][0]["image"])
     assert segmenter.provenance()["runtime"].startswith("onnxruntime")
     assert segmenter.predict(image).shape == image.shape
+
+
+def test_convex_hull_count_equals_skimage_on_random_masks():
+    """The row-by-row integer count of the hull's pixels is skimage's ``convex_hull_image`` pixel count, also for
+    thin, diagonal and scattered masks where pixel centres lie on the hull's edges."""
+    from skimage.morphology import convex_hull_image
+
+    from SjogrenUSLib.quality import convex_hull_pixels
+
+    rng = np.random.default_rng(17)
+    masks = [np.ones((1, 1), bool), np.ones((1, 7), bool), np.ones((7, 1), bool), np.eye(6, dtype=bool),
+             np.eye(6, dtype=bool)[::-1]]
+    for _ in range(150):
+        mask = rng.random(tuple(rng.integers(1, 30, 2))) < rng.uniform(0.02, 0.5)
+        masks.append(ndimage.binary_dilation(mask, iterations=int(rng.integers(0, 3))) if mask.any() else mask)
+    for mask in masks:
+        if mask.any():
+            assert convex_hull_pixels(mask) == convex_hull_image(mask).sum()
+
+
+def test_gland_without_hypoechoic_areas_in_the_first_corner_keeps_its_corner(phantoms):
+    """With no hypoechoic area, no parenchyma counts as lying near one, also in the image's first corner (scipy's
+    distance transform without a feature measures to a point beyond that corner): the index is the spread over the
+    whole core away from the gland's border."""
+    from SjogrenUSLib import glands
+    from SjogrenUSLib.scoring import load_system
+
+    pixels, labels, spacing = phantoms[2]  # grade 0
+    centre = np.argwhere(np.isin(labels, (3, 4))).mean(axis=0).astype(int)
+    corner = (slice(centre[0], None), slice(centre[1], None))  # the gland cut through its centre by the first corner
+    pixels, labels = pixels[corner].astype(np.float64), labels[corner]
+    result = glands.grade_image(pixels, labels, spacing, load_system("salaffi_0_4"))
+    assert result.diameters_mm == [] and result.diffuse_coverage == 0.0  # no hypoechoic area
+    region = ndimage.binary_fill_holes(np.isin(labels, (3, 4)))
+    core = (labels == 3) & ndimage.binary_erosion(region, iterations=2)
+    keep = core & (ndimage.distance_transform_edt(region, sampling=spacing) > glands.TEXTURE_EDGE_MM)
+    assert keep[:10, :10].any()  # the corner holds core pixels
+    scale = tuple(glands.TEXTURE_SCALE_MM / s for s in spacing)
+    local = ndimage.gaussian_filter(pixels, scale)
+    ratio = np.var(local[keep]) / np.var(pixels[keep])
+    assert result.inhomogeneity == np.sqrt(max(ratio - glands.speckle_floor(pixels, keep, scale), 0.0))
+
+
+def test_stored_graph_activations_equal_the_networks_prelus():
+    """The stored graph's LeakyReLUs compute what the trained PReLUs compute: the same outputs in eager PyTorch."""
+    import torch
+
+    from RheumImagingLib.bundle import Bundle
+    from SjogrenUSLib.segmentation import single_slope_prelu_as_leaky_relu
+
+    network = Bundle(BUNDLE, "inference").get("network_def").eval()
+    with torch.no_grad():
+        for k, prelu in enumerate(m for m in network.modules() if isinstance(m, torch.nn.PReLU)):
+            prelu.weight.fill_(0.05 * k - 0.3)  # learnt slopes of either sign
+        x = torch.randn(3, 1, 64, 64, generator=torch.Generator().manual_seed(5))
+        before = network(x)
+        after = single_slope_prelu_as_leaky_relu(network)(x)
+    assert not any(isinstance(m, torch.nn.PReLU) for m in network.modules())
+    assert torch.equal(before, after)
+
+
+def test_parenchyma_holes_filled_as_scipy_fills_them(phantoms):
+    """The parenchyma region (holes filled from one labelling) is scipy's ``binary_fill_holes``, also for
+    scattered masks with holes touching each other diagonally and regions touching the border."""
+    from SjogrenUSLib.glands import parenchyma_region
+
+    rng = np.random.default_rng(23)
+    maps = [_noisy(labels, 40 + k) for k, (_, labels, _) in enumerate(phantoms)]
+    maps += [np.where(rng.random(tuple(rng.integers(1, 30, 2))) < rng.uniform(0.2, 0.9), 3, 0) for _ in range(100)]
+    for labels in maps:
+        assert np.array_equal(parenchyma_region(labels), ndimage.binary_fill_holes(np.isin(labels, (3, 4))))

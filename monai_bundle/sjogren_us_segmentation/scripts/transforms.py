@@ -143,11 +143,11 @@ class FillHolesd(_LabelMapd):
 
         for value in self.applied_labels:
             other = labels[0] != value
-            regions, _ = ndimage.label(other, structure=np.ones((3,) * other.ndim, bool))
-            border = np.unique(
-                np.concatenate([np.moveaxis(regions, axis, 0)[[0, -1]].reshape(-1) for axis in range(other.ndim)])
-            )
-            labels[0][other & ~np.isin(regions, border)] = value
+            regions, n = ndimage.label(other, structure=np.ones((3,) * other.ndim, bool))
+            border = [np.moveaxis(regions, axis, 0)[[0, -1]].reshape(-1) for axis in range(other.ndim)]
+            hole = np.ones(n + 1, bool)
+            hole[np.concatenate(border)] = False
+            labels[0][other & hole[regions]] = value
         return labels
 
 
