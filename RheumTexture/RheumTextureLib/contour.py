@@ -80,16 +80,16 @@ class MetacarpalContourer:
             raise InputError("image", "the radiograph is constant or has non-finite values")
         from RheumImagingLib.threads import torch_threads
 
-        with bundle_imports(self.bundle.root):
-            with torch_threads(1):  # the image-sized torch operations, in one thread (see RheumImagingLib.threads)
-                data = self.network_input(pixels)
-            logits = self.predictor.localise(data)
-            with torch_threads(1):
-                boxes = self.predictor.boxes(data, logits)
-            try:
-                result = self.predictor(data, boxes=boxes)
-            except ValueError as exc:
-                raise InputError("image", f"no metacarpal contours: {exc}") from None
+        # the transforms and the predictor were built with the bundle's scripts; calling them imports nothing more
+        with torch_threads(1):  # the image-sized torch operations, in one thread (see RheumImagingLib.threads)
+            data = self.network_input(pixels)
+        logits = self.predictor.localise(data)
+        with torch_threads(1):
+            boxes = self.predictor.boxes(data, logits)
+        try:
+            result = self.predictor(data, boxes=boxes)
+        except ValueError as exc:
+            raise InputError("image", f"no metacarpal contours: {exc}") from None
         return {bone: {k: v for k, v in info.items() if k in ("control_points", "contour", "mask")}
                 for bone, info in result.items()}, logits
 

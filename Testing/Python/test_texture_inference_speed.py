@@ -109,3 +109,33 @@ def test_torch_threads_restores_the_callers_count():
             assert torch.get_num_threads() == 1
             raise RuntimeError("work around the network failed")
     assert torch.get_num_threads() == before
+
+
+def _thumb_side_row_by_row(upright) -> float:
+    """The thumb-side rule as written first, one row at a time (orientation.py's is vectorised)."""
+    width, left, right = upright.shape[1], 0, 0
+    for row in upright:
+        edges = np.flatnonzero(np.diff(np.concatenate([[0], row.astype(np.int8), [0]])))
+        lengths = edges[1::2] - edges[::2]
+        if not len(lengths):
+            continue
+        palm = int(np.argmax(lengths))
+        if lengths[palm] < 0.4 * width:
+            continue
+        left += palm > 0
+        right += palm < len(lengths) - 1
+    return (left - right) / max(upright.shape[0], 1)
+
+
+def test_thumb_side_equals_the_row_by_row_formulation(radiographs):
+    from scipy import ndimage
+
+    from RheumTextureLib.orientation import _silhouette, _thumb_side
+
+    rng = np.random.default_rng(8)
+    masks = [np.rot90(_silhouette(pixels), k) for pixels in radiographs for k in range(4)]
+    masks += [rng.random((rng.integers(1, 40), rng.integers(1, 40))) < rng.uniform(0.2, 0.9) for _ in range(100)]
+    masks += [ndimage.binary_opening(m) for m in masks[-30:]] + [np.zeros((5, 7), bool), np.ones((3, 4), bool)]
+    for mask in masks:
+        assert _thumb_side(mask) == _thumb_side_row_by_row(mask)
+    assert _thumb_side(masks[0]) > 0 > _thumb_side(masks[8])  # a right hand's thumb at the left, a left hand's not
