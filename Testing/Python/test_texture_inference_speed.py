@@ -139,3 +139,28 @@ def test_thumb_side_equals_the_row_by_row_formulation(radiographs):
     for mask in masks:
         assert _thumb_side(mask) == _thumb_side_row_by_row(mask)
     assert _thumb_side(masks[0]) > 0 > _thumb_side(masks[8])  # a right hand's thumb at the left, a left hand's not
+
+
+def test_patch_grid_equals_the_broadcast_formulation(radiographs):
+    """The patch's sampling grid, computed one coordinate at a time, is the broadcast (size, size, 2) formulation to
+    the bit, so the patches (and the scores) are the ones the bundle cut before."""
+    from RheumImagingDemo.hand_phantom import render_hand
+
+    roi = _bundle_module("ra_bone_texture", "roi")
+
+    def broadcast(contour, size, margin, spacing_mm, patch_spacing_mm):
+        xy_mm = roi._spacing(spacing_mm if patch_spacing_mm is not None else 1.0)
+        f = roi.distal_third_frame(np.asarray(contour, dtype=np.float64) * xy_mm, margin)
+        centres = (np.arange(size) + 0.5) / size - 0.5
+        if patch_spacing_mm is None:
+            rows, cols = -centres * f["length"], centres * f["width"]
+        else:
+            rows, cols = -centres * size * patch_spacing_mm, centres * size * patch_spacing_mm
+        xy = (f["centre"] + rows[:, None, None] * f["axis"] + cols[None, :, None] * f["across"]) / xy_mm
+        return np.stack([xy[..., 1], xy[..., 0]])
+
+    for seed in (611, 613):
+        truth = render_hand(seed, 1, laterality="left" if seed == 613 else "right")[1]
+        for bone in truth["bones"].values():
+            for args in ((224, 0.1, 0.15, 0.1), (128, 0.1, (0.12, 0.2), 0.15), (32, 0.1, None, None)):
+                assert np.array_equal(roi.distal_third_grid(bone["contour"], *args), broadcast(bone["contour"], *args))
