@@ -75,13 +75,18 @@ class MetacarpalContourer:
             raise InputError("image", f"expected a 2-D radiograph, got shape {pixels.shape}")
         if not np.isfinite(pixels).all() or float(pixels.max() - pixels.min()) <= 0:
             raise InputError("image", "the radiograph is constant or has non-finite values")
-        with bundle_imports(self.bundle.root):
+        from RheumImagingLib.threads import torch_threads
+
+        # the transforms and the predictor were built with the bundle's scripts; calling them imports nothing more
+        with torch_threads(1):  # the image-sized torch operations, in one thread (see RheumImagingLib.threads)
             data = self.network_input(pixels)
-            logits = self.predictor.localise(data)
-            try:
-                result = self.predictor(data, logits)
-            except ValueError as exc:
-                raise InputError("image", f"no metacarpal contours: {exc}") from None
+        logits = self.predictor.localise(data)
+        with torch_threads(1):
+            boxes = self.predictor.boxes(data, logits)
+        try:
+            result = self.predictor(data, boxes=boxes)
+        except ValueError as exc:
+            raise InputError("image", f"no metacarpal contours: {exc}") from None
         return {bone: {k: v for k, v in info.items() if k in ("control_points", "contour", "mask")}
                 for bone, info in result.items()}, logits
 

@@ -108,7 +108,9 @@ def _silhouette(pixels) -> np.ndarray:
 
     image = np.asarray(pixels, dtype=np.float32)
     step = max(1, int(np.ceil(max(image.shape) / 256)))
-    small = ndimage.gaussian_filter(ndimage.gaussian_filter(image, step / 2.0)[::step, ::step], 1.5)
+    # gaussian_filter(image, step / 2)[::step, ::step], its column pass run on the kept rows only (the same values)
+    rows = ndimage.gaussian_filter1d(image, step / 2.0, axis=0)[::step]
+    small = ndimage.gaussian_filter(ndimage.gaussian_filter1d(rows, step / 2.0, axis=1)[:, ::step], 1.5)
     try:
         low = threshold_multiotsu(small, 3)[0]
     except ValueError:  # fewer than three grey levels
@@ -141,17 +143,19 @@ def _quarter_turns(mask) -> tuple[int, float]:
 
 def _thumb_side(upright) -> float:
     """(rows with a digit apart on the left of the palm - rows with one on the right) / height:
-    > 0 when the thumb is at the image left. Palm rows: a run wider than 40 % of the hand."""
+    > 0 when the thumb is at the image left. Palm rows: a run wider than 40 % of the hand (its longest run, the
+    leftmost of equals)."""
     width = upright.shape[1]
-    left = right = 0
-    for row in upright:
-        edges = np.flatnonzero(np.diff(np.concatenate([[0], row.astype(np.int8), [0]])))
-        lengths = edges[1::2] - edges[::2]
-        if not len(lengths):
-            continue
-        palm = int(np.argmax(lengths))
-        if lengths[palm] < 0.4 * width:
-            continue
-        left += palm > 0
-        right += palm < len(lengths) - 1
+    edges = np.diff(np.pad(np.asarray(upright, np.int8), ((0, 0), (1, 1))), axis=1)
+    rows, starts = np.nonzero(edges == 1)  # every run, row by row, left to right
+    if not len(rows):
+        return 0.0
+    lengths = np.nonzero(edges == -1)[1] - starts
+    first_of_row = np.searchsorted(rows, rows, side="left")
+    runs_in_row = np.searchsorted(rows, rows, side="right") - first_of_row
+    order = np.lexsort((starts, -lengths, rows))  # each row's longest run first
+    palm = order[np.r_[True, rows[order][1:] != rows[order][:-1]]]
+    palm = palm[lengths[palm] >= 0.4 * width]
+    position = palm - first_of_row[palm]  # runs left of the palm
+    left, right = np.count_nonzero(position > 0), np.count_nonzero(position < runs_in_row[palm] - 1)
     return (left - right) / max(upright.shape[0], 1)

@@ -119,12 +119,15 @@ class ContourQuality:
         import torch
         from scipy import ndimage
 
+        from RheumImagingLib.threads import torch_threads
+
         with torch.no_grad():
             if logits is None:
                 predictor = self.contourer.predictor
                 small = torch.as_tensor(self.contourer.network_input(pixels)["image"])  # the declared preprocessing
                 logits = predictor.inferer(small[None].to(predictor.device), predictor.localiser)[0]
-            probabilities = torch.softmax(torch.as_tensor(logits), 0).cpu().numpy()
+            with torch_threads(1):  # an image-sized operation: see RheumImagingLib.threads
+                probabilities = torch.softmax(torch.as_tensor(logits), 0).cpu().numpy()
         classes = probabilities.argmax(0)
         lowest = 1.0
         for label in range(1, probabilities.shape[0]):

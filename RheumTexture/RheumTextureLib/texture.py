@@ -58,6 +58,8 @@ class TextureEnsemble:
         ``fallback_spacing_mm``."""
         import torch
 
+        from RheumImagingLib.threads import torch_threads
+
         image = np.asarray(image, dtype=np.float32)
         if image.ndim != 2:
             raise InputError("image", f"expected a 2-D radiograph, got shape {image.shape}")
@@ -65,10 +67,12 @@ class TextureEnsemble:
         if not bones:
             return {}
         # the transforms were built with the bundle's scripts; calling them imports nothing more
-        patches = [self.preprocessing({"image": image, "contour": np.asarray(contours[b], float),
-                                       "spacing": spacing_mm})["image"] for b in bones]
+        with torch_threads(1):  # patch-sized torch operations: see RheumImagingLib.threads
+            patches = torch.stack([torch.as_tensor(self.preprocessing({
+                "image": image, "contour": np.asarray(contours[b], float), "spacing": spacing_mm})["image"])
+                for b in bones])
         with torch.no_grad():
-            out = self.network(torch.stack([torch.as_tensor(p) for p in patches]).to(self.device)).cpu().numpy()
+            out = self.network(patches.to(self.device)).cpu().numpy()
         return {b: {"fold_probabilities": [float(v) for v in out[i, 1:]], "score": float(out[i, 0])}
                 for i, b in enumerate(bones)}
 

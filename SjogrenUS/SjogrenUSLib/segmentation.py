@@ -8,7 +8,6 @@ weights are loaded once, with ``weights_only=True``, their sha256 kept for prove
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import time
@@ -22,6 +21,7 @@ from RheumImagingLib.bundle import Bundle, default_bundle_root, load_checkpoint
 from RheumImagingLib.cohort_folder import annotation_paths, read_cohort, row_file, row_spacing
 from RheumImagingLib.console import log_file
 from RheumImagingLib.errors import InputError
+from RheumImagingLib.threads import torch_threads
 
 from . import quality
 
@@ -112,23 +112,6 @@ class USSegmenter:
             "labels": ", ".join(f"{k} {v}" for k, v in LABELS.items()),
             "runtime": runtime_name(self.network),
         }
-
-
-@contextlib.contextmanager
-def torch_threads(n: int):
-    """torch's intra-op threads set to ``n`` for the block (process-wide: the block must not overlap other torch
-    work of another thread, as the scoring loop does not)."""
-    import torch
-
-    previous = torch.get_num_threads()
-    if n == previous:
-        yield
-        return
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
 
 
 def _relative(path: Path, folder: Path) -> str:

@@ -48,9 +48,11 @@ class ContourPredictor:
         return out
 
     @torch.no_grad()
-    def __call__(self, data: dict, logits=None) -> dict:
+    def __call__(self, data: dict, logits=None, boxes=None) -> dict:
+        """bone -> its contour; ``boxes``: :meth:`boxes` of ``data`` when the caller has them (else they are found
+        from ``logits``, or from the localiser run here)."""
         image = np.asarray(data["image_full"], dtype=np.float32)[0]
-        boxes = self.boxes(data, logits)
+        boxes = self.boxes(data, logits) if boxes is None else boxes
         missing = [b for b, box in boxes.items() if box is None]
         if missing:
             raise ValueError(f"the localiser found no {', '.join(missing)}")

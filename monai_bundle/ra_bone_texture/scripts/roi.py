@@ -82,9 +82,10 @@ def distal_third_grid(
         rows, cols = -centres * f["length"], centres * f["width"]
     else:
         rows, cols = -centres * size * patch_spacing_mm, centres * size * patch_spacing_mm
-    xy = f["centre"] + rows[:, None, None] * f["axis"] + cols[None, :, None] * f["across"]  # size, size, 2 (x, y)
-    xy = xy / xy_mm
-    return np.stack([xy[..., 1], xy[..., 0]])
+    # (centre + row * axis + col * across) / pixel size, one coordinate at a time: y (row), then x (column)
+    return np.stack(
+        [((f["centre"][k] + rows * f["axis"][k])[:, None] + cols[None, :] * f["across"][k]) / xy_mm[k] for k in (1, 0)]
+    )
 
 
 def patch_frame(
