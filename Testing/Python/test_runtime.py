@@ -115,10 +115,8 @@ def test_export_is_cached_per_key_and_outputs_match(tmp_path, monkeypatch):
 
 def test_stored_graph_is_used_as_it_is_only_for_its_own_weights(tmp_path, monkeypatch, caplog):
     monkeypatch.setenv("RHEUM_IMAGING_CACHE", str(tmp_path / "cache"))
-    net, x = _tiny_network(), torch.rand(2, 1, 16, 16)
-    checkpoint = tmp_path / "model.pt"
-    torch.save(net.state_dict(), checkpoint)
-    stored = runtime.store(net, (1, 16, 16), checkpoint=checkpoint)
+    x = torch.rand(2, 1, 16, 16)
+    net, checkpoint, stored = _stored_graph(tmp_path, (1, 16, 16))
     assert stored == tmp_path / "model.onnx"
 
     def never(*args):
@@ -145,10 +143,8 @@ def test_stored_graph_is_used_as_it_is_only_for_its_own_weights(tmp_path, monkey
 
 def test_a_damaged_stored_graph_is_exported_again_with_a_warning(tmp_path, monkeypatch, caplog):
     monkeypatch.setenv("RHEUM_IMAGING_CACHE", str(tmp_path / "cache"))
-    net, x = _tiny_network(), torch.rand(2, 1, 8, 8)
-    checkpoint = tmp_path / "model.pt"
-    torch.save(net.state_dict(), checkpoint)
-    graph = runtime.store(net, (1, 8, 8), checkpoint=checkpoint)
+    x = torch.rand(2, 1, 8, 8)
+    net, checkpoint, graph = _stored_graph(tmp_path, (1, 8, 8))
     graph.write_bytes(graph.read_bytes()[: graph.stat().st_size // 2])  # truncated; its record still matches
     with caplog.at_level(logging.WARNING):
         fast, _ = runtime.load(_untrained, checkpoint, (1, 8, 8), label="tiny", runtime="onnxruntime")
@@ -160,10 +156,7 @@ def test_a_damaged_stored_graph_is_exported_again_with_a_warning(tmp_path, monke
 
 
 def test_a_checkpoint_is_hashed_again_when_its_file_changed_under_the_same_size(tmp_path):
-    net = _tiny_network()
-    checkpoint = tmp_path / "model.pt"
-    torch.save(net.state_dict(), checkpoint)
-    runtime.store(net, (1, 8, 8), checkpoint=checkpoint)
+    _, checkpoint, _ = _stored_graph(tmp_path, (1, 8, 8))
     recorded = runtime.checkpoint_sha256(checkpoint)
     data = bytearray(checkpoint.read_bytes())
     data[-1] ^= 1  # same size, other bytes, a later modification time
@@ -180,6 +173,13 @@ def test_a_failed_export_at_training_end_warns_and_keeps_the_weights(tmp_path, m
         assert runtime.store_or_warn(_tiny_network(), (1, 8, 8), checkpoint=checkpoint, what="the tiny net") is None
     assert "no ONNX graph stored for the tiny net (RuntimeError: unsupported operator)" in caplog.text
     assert checkpoint.is_file() and not runtime.stored_path(checkpoint).exists()
+
+
+def _stored_graph(folder, input_shape):
+    """A trained network, its checkpoint and the graph the training-end step stored beside it."""
+    net, checkpoint = _tiny_network(), folder / "model.pt"
+    torch.save(net.state_dict(), checkpoint)
+    return net, checkpoint, runtime.store(net, input_shape, checkpoint=checkpoint)
 
 
 def _untrained():
