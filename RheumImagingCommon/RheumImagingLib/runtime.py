@@ -92,7 +92,9 @@ def store(network, input_shape, *, checkpoint, key: str | None = None, calibrati
     (``<graph>.json``) of the checkpoint's sha256 (``key``, computed when not given), size and modification time,
     and of the input shape; :func:`load` then runs the graph as it is. ``calibration``: input batches (float arrays
     ``(N, *input_shape)``) to quantise the graph's convolutions statically to int8 (:func:`_quantise`); the record
-    says so. Written to a temporary name first, so an interrupted export leaves no file that looks complete."""
+    says so. With ONNX Runtime installed the graph is stored with its basic optimisations applied
+    (:func:`_basic_optimised`). Written to a temporary name first, so an interrupted export leaves no file that
+    looks complete."""
     from .bundle import sha256_of
 
     checkpoint = Path(checkpoint)
@@ -102,6 +104,10 @@ def store(network, input_shape, *, checkpoint, key: str | None = None, calibrati
               "checkpoint": _file_stamp(checkpoint)}
     if calibration is not None:
         model, record["int8"] = _quantise(model, calibration)
+    ort = _onnxruntime()
+    if ort is not None:
+        model = _basic_optimised(ort, model)
+        record["optimised"] = f"onnxruntime {ort.__version__} basic"
     partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
     partial.write_bytes(model)
     os.replace(partial, path)
@@ -157,6 +163,23 @@ def _quantise(model: bytes, calibration) -> tuple[bytes, dict]:
     how = {"format": "QDQ", "quantised": "Conv", "weights": "int8 per channel", "activations": "uint8, MinMax",
            "calibration_inputs": sum(len(b["input"]) for b in batches)}
     return quantised.SerializeToString(), how
+
+
+def _basic_optimised(ort, model: bytes) -> bytes:
+    """``model`` with ONNX Runtime's basic graph optimisations already applied (constant folding, redundant nodes
+    removed: standard ONNX operators only, so the graph stays portable and gives the same outputs).
+
+    Why: each session then starts with less to do; the five int8 texture folds and two contour networks of a
+    fresh process were ready in 255-276 ms instead of 341-383 ms (docs/benchmarks.md)."""
+    import tempfile
+
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
+    options.log_severity_level = 3
+    with tempfile.TemporaryDirectory() as tmp:
+        options.optimized_model_filepath = str(Path(tmp) / "basic.onnx")
+        ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
+        return Path(options.optimized_model_filepath).read_bytes()
 
 
 @contextlib.contextmanager

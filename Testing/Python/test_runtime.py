@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import json
 import logging
 import os
 import sys
@@ -118,6 +119,7 @@ def test_stored_graph_is_used_as_it_is_only_for_its_own_weights(tmp_path, monkey
     x = torch.rand(2, 1, 16, 16)
     net, checkpoint, stored = _stored_graph(tmp_path, (1, 16, 16))
     assert stored == tmp_path / "model.onnx"
+    assert json.loads(stored.with_name("model.onnx.json").read_text())["optimised"].endswith(" basic")
 
     def never(*args):
         raise AssertionError("exported or built at scoring time although the bundle has the graph")
