@@ -76,10 +76,10 @@ def _record(network_name: str, input_shape: tuple, key: str) -> dict:
     return {"key": key, "network": network_name, "input_shape": list(input_shape), "opset": OPSET}
 
 
-def _identity(record: dict) -> dict:
-    """What must match for a stored graph to be used: the weights (checkpoint sha256), the input shape and the
-    opset (the record's network name says what was exported, for people)."""
-    return {name: record.get(name) for name in ("key", "input_shape", "opset")}
+def _matches(record: dict, input_shape: tuple, key: str) -> bool:
+    """Whether a stored graph's record is of these weights (checkpoint sha256), this input shape and this opset
+    (the record's network name says what was exported, for people)."""
+    return (record.get("key"), record.get("input_shape"), record.get("opset")) == (key, list(input_shape), OPSET)
 
 
 def _file_stamp(path: Path) -> dict:
@@ -242,7 +242,7 @@ def load(build, checkpoint, input_shape, *, label: str, runtime: str = "auto", d
         record = _stored_record(checkpoint)
         key = checkpoint_sha256(checkpoint, record)
         graph = stored_path(checkpoint)
-        if record and _identity(record) == _identity(_record("", tuple(input_shape), key)):
+        if record and _matches(record, input_shape, key):
             from .onnx_network import OnnxRuntimeNetwork
 
             def unreadable(exc):  # a damaged file: export as for a bundle without one
