@@ -8,6 +8,8 @@ same input at training and at scoring.
 
 from __future__ import annotations
 
+import inspect
+
 import json
 import os
 import shutil
@@ -55,6 +57,8 @@ class MetacarpalContourer:
         self.bundle.parser["curvegcn"] = self.networks["curvegcn"]
         self.transforms = Compose(self.bundle.get("image_transforms"))  # the declared preprocessing, less the loader
         self.predictor = self.bundle.get("predictor")  # runs the declared postprocessing
+        # a bundle trained before metacarpal_contour 0.2.3 always draws the sampled outline and the mask
+        self._optional_outlines = "outlines" in inspect.signature(self.predictor).parameters
 
     def network_input(self, pixels) -> dict:
         """The declared preprocessing of a decoded image: ``image`` (1, h, w) for the localiser, ``image_full``."""
@@ -67,13 +71,14 @@ class MetacarpalContourer:
         screen; "contour": (M, 2) closed spline; "mask": bool (rows, cols)}."""
         return self.predict_with_logits(pixels)[0]
 
-    def predict_with_logits(self, pixels) -> tuple[dict, object]:
+    def predict_with_logits(self, pixels, outlines: bool = True) -> tuple[dict, object]:
         """:meth:`predict` and the localiser's logits it drew them from (the quality control's confidence reads
-        them: the localiser runs once per image)."""
+        them: the localiser runs once per image); ``outlines=False``: the control points only."""
         pixels = np.asarray(pixels, dtype=np.float32)
         if pixels.ndim != 2 or min(pixels.shape) < 16:
             raise InputError("image", f"expected a 2-D radiograph, got shape {pixels.shape}")
-        if not np.isfinite(pixels).all() or float(pixels.max() - pixels.min()) <= 0:
+        spread = float(pixels.max() - pixels.min())  # not finite when any pixel is not
+        if not np.isfinite(spread) or spread <= 0:
             raise InputError("image", "the radiograph is constant or has non-finite values")
         from RheumImagingLib.threads import torch_threads
 
@@ -83,12 +88,13 @@ class MetacarpalContourer:
         logits = self.predictor.localise(data)
         with torch_threads(1):
             boxes = self.predictor.boxes(data, logits)
+        options = {} if outlines or not self._optional_outlines else {"outlines": False}
         try:
-            result = self.predictor(data, boxes=boxes)
+            result = self.predictor(data, boxes=boxes, **options)
         except ValueError as exc:
             raise InputError("image", f"no metacarpal contours: {exc}") from None
-        return {bone: {k: v for k, v in info.items() if k in ("control_points", "contour", "mask")}
-                for bone, info in result.items()}, logits
+        keep = ("control_points", "contour", "mask") if outlines else ("control_points",)
+        return {bone: {k: v for k, v in info.items() if k in keep} for bone, info in result.items()}, logits
 
     def provenance(self) -> dict:
         from RheumImagingLib.runtime import runtime_name

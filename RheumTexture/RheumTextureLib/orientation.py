@@ -81,12 +81,6 @@ def to_convention(pixels, orientation: Orientation) -> np.ndarray:
     return out[:, ::-1] if orientation.mirrored else out
 
 
-def array_from_convention(array, orientation: Orientation) -> np.ndarray:
-    """Undo :func:`to_convention` on an array (e.g. a mask) of the convention's shape."""
-    array = np.asarray(array)
-    return np.rot90(array[:, ::-1] if orientation.mirrored else array, -orientation.quarter_turns)
-
-
 def points_from_convention(points_xy, orientation: Orientation, shape) -> np.ndarray:
     """(N, 2) (x, y) pixel points of the convention image -> the original image's pixels.
     ``shape``: the original image's (rows, cols). The point order is kept."""
@@ -119,7 +113,7 @@ def _silhouette(pixels) -> np.ndarray:
     labels, n = ndimage.label(mask)
     if n == 0:
         return np.ones((2, 2), bool)
-    hand = labels == 1 + int(np.argmax(ndimage.sum(mask, labels, range(1, n + 1))))
+    hand = labels == 1 + int(np.argmax(np.bincount(labels.reshape(-1))[1:]))  # the largest region
     rows, cols = np.nonzero(hand)
     return hand[rows.min():rows.max() + 1, cols.min():cols.max() + 1]
 

@@ -41,23 +41,23 @@ class HandScorer:
         return self.ensemble.distal_third_frame(control_points, spacing_mm)
 
     def analyse(self, pixels: np.ndarray, spacing_mm=None, metadata: dict | None = None) -> dict:
-        """One radiograph of either hand, in any of four quarter turns: {"contours" (in this image's
-        pixels, as :meth:`contour`), "scores", "orientation", "qc" (the image's reasons not to trust it, empty
-        when ok; see ``quality.py``), "bone_qc" (bone -> its share of them)}.
+        """One radiograph of either hand, in any of four quarter turns: {"contours" (bone -> {"control_points"}
+        in this image's pixels, as :meth:`contour` gives them), "scores", "orientation", "qc" (the image's reasons
+        not to trust it, empty when ok; see ``quality.py``), "bone_qc" (bone -> its share of them)}.
 
         The contour model sees the image turned and mirrored into its convention; the contours
         come back in this image's pixels and the texture is cut from this image (the cut is the
         same for a mirrored image and contour, see the bundle's ``scripts/roi.py``)."""
-        from .orientation import array_from_convention, detect, points_from_convention, to_convention
+        from .orientation import detect, points_from_convention, to_convention
         from .quality import reasons_per_bone
 
         pixels = np.asarray(pixels, dtype=np.float32)
         orientation = detect(pixels, metadata)
         upright = np.ascontiguousarray(to_convention(pixels, orientation))
-        found, logits = self.contourer.predict_with_logits(upright)  # the quality control reuses the logits
-        contours = {bone: {"control_points": points_from_convention(c["control_points"], orientation, pixels.shape),
-                           "contour": points_from_convention(c["contour"], orientation, pixels.shape),
-                           "mask": array_from_convention(c["mask"], orientation)} for bone, c in found.items()}
+        # the quality control reuses the logits; the control points are all that is scored, edited and stored
+        found, logits = self.contourer.predict_with_logits(upright, outlines=False)
+        contours = {bone: {"control_points": points_from_convention(c["control_points"], orientation, pixels.shape)}
+                    for bone, c in found.items()}
         scores = self.score(pixels, {bone: c["control_points"] for bone, c in contours.items()}, spacing_mm)
         qc = list(orientation.qc) + self.quality.reasons({bone: c["control_points"] for bone, c in found.items()},
                                                          upright, logits)

@@ -134,7 +134,7 @@ class ContourQuality:
             regions, n = ndimage.label(classes == label)
             if n == 0:
                 return 0.0
-            largest = regions == 1 + int(np.argmax(ndimage.sum(classes == label, regions, range(1, n + 1))))
+            largest = regions == 1 + int(np.argmax(np.bincount(regions.reshape(-1))[1:]))
             lowest = min(lowest, float(probabilities[label][largest].mean()))
         return lowest
 

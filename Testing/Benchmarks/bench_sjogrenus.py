@@ -19,8 +19,8 @@ import sys
 import time
 from pathlib import Path
 
-from bench_tools import (Figure, Recorder, bare_forwards, interleaved, memory_and_scaling, scaling_series, seconds,
-                         training_figure)
+from bench_tools import (Figure, Recorder, bare_forwards, fastest_fresh_process, interleaved, memory_and_scaling,
+                         scaling_series, seconds, training_figure)
 
 from SjogrenUSLib.score_cli import score_studies, studies_from_inputs
 from SjogrenUSLib.scoring import load_system
@@ -135,13 +135,21 @@ print(json.dumps({"imports_s": imported - start, "first_score_s": done - importe
 
 
 def first_score(data: dict, log) -> dict:
-    """Seconds from loading the bundle in a fresh process to the first image's score (imports apart)."""
+    """Seconds from loading the bundle in a fresh process to the first image's score (imports apart); the fastest
+    of 3 such processes."""
     site, image = next(iter(data["studies"][0][2].items()))
-    out = Path(data["bundle"]).parent / "first_score.csv"
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
-    run = subprocess.run([sys.executable, "-c", _FIRST_SCORE, str(data["bundle"]), site, str(image), str(out)],
-                         capture_output=True, text=True, env=env, check=True)
-    result = json.loads(run.stdout.strip().splitlines()[-1])
+
+    def run_once(k: int) -> dict:
+        out = Path(data["bundle"]).parent / f"first_score{k}.csv"
+        run = subprocess.run([sys.executable, "-c", _FIRST_SCORE, str(data["bundle"]), site, str(image), str(out)],
+                             capture_output=True, text=True, env=env, check=True)
+        runs.append(json.loads(run.stdout.strip().splitlines()[-1]))
+        return runs[-1]
+
+    runs = []
+    result = fastest_fresh_process(run_once)
+    result["exports_at_scoring"] = sum(r["exports_at_scoring"] for r in runs)
     log(f"fresh process: imports {result['imports_s']:.1f} s, first score {result['first_score_s']:.2f} s, "
         f"{result['exports_at_scoring']} ONNX exports")
     return result
@@ -169,7 +177,7 @@ def training(data: dict, log) -> Figure:
     from RheumImagingLib.bundle import Bundle
 
     root = data["bundle"]
-    bundle = Bundle(root, ["train", "demo"], {**TRAINING, "datalist": str(root / "datalist.json"), "max_epochs": 5,
+    bundle = Bundle(root, ["train", "demo"], {**TRAINING, "datalist": str(root / "datalist.json"), "max_epochs": 9,
                                               "val_interval": 1000})
     return training_figure(MODULE, bundle, "demo (64 px crops, 4 per image)", log)
 

@@ -119,7 +119,8 @@ def test_stored_graph_is_used_as_it_is_only_for_its_own_weights(tmp_path, monkey
     x = torch.rand(2, 1, 16, 16)
     net, checkpoint, stored = _stored_graph(tmp_path, (1, 16, 16))
     assert stored == tmp_path / "model.onnx"
-    assert json.loads(stored.with_name("model.onnx.json").read_text())["optimised"].endswith(" basic")
+    assert json.loads(stored.with_name("model.onnx.json").read_text())["optimised"].endswith(
+        " extended, CPUExecutionProvider")
 
     def never(*args):
         raise AssertionError("exported or built at scoring time although the bundle has the graph")
@@ -175,6 +176,22 @@ def test_a_failed_export_at_training_end_warns_and_keeps_the_weights(tmp_path, m
         assert runtime.store_or_warn(_tiny_network(), (1, 8, 8), checkpoint=checkpoint, what="the tiny net") is None
     assert "no ONNX graph stored for the tiny net (RuntimeError: unsupported operator)" in caplog.text
     assert checkpoint.is_file() and not runtime.stored_path(checkpoint).exists()
+
+
+def test_stored_graph_is_optimised_for_the_cpu_provider_with_the_same_outputs(tmp_path):
+    """The stored graph has ONNX Runtime's CPU fusions already applied (the convolution and its ReLU are one fused
+    operator), and its outputs are those of the plain export to the bit."""
+    import onnx
+    import onnxruntime as ort
+
+    net, _, stored = _stored_graph(tmp_path, (1, 16, 16))
+    ops = {(node.domain, node.op_type) for node in onnx.load(str(stored)).graph.node}
+    assert ("com.microsoft", "FusedConv") in ops and ("", "Relu") not in ops
+    x = np.random.default_rng(2).random((3, 1, 16, 16), dtype=np.float32)
+    plain = ort.InferenceSession(runtime._export(net, (1, 16, 16)), runtime._session_options(ort),
+                                 providers=["CPUExecutionProvider"])
+    optimised = ort.InferenceSession(str(stored), runtime._session_options(ort), providers=["CPUExecutionProvider"])
+    assert np.array_equal(optimised.run(None, {"input": x})[0], plain.run(None, {"input": x})[0])
 
 
 def _stored_graph(folder, input_shape):

@@ -164,3 +164,89 @@ def test_patch_grid_equals_the_broadcast_formulation(radiographs):
         for bone in truth["bones"].values():
             for args in ((224, 0.1, 0.15, 0.1), (128, 0.1, (0.12, 0.2), 0.15), (32, 0.1, None, None)):
                 assert np.array_equal(roi.distal_third_grid(bone["contour"], *args), broadcast(bone["contour"], *args))
+
+
+def test_patch_resampling_equals_scipy_bit_for_bit(radiographs):
+    """The distal-third patch's bilinear resampling is scipy's ``map_coordinates(order=1, mode="nearest")`` to the bit:
+    inside the image, beyond its edges (repeated), on pixel centres and halves, from a non-contiguous image."""
+    from scipy import ndimage
+
+    roi = _bundle_module("ra_bone_texture", "roi")
+    rng = np.random.default_rng(21)
+    image = np.asarray(radiographs[2], np.float32)
+    rows, cols = image.shape
+    for k in range(6):
+        grid = np.stack([rng.uniform(-40, rows + 40, (96, 80)), rng.uniform(-40, cols + 40, (96, 80))])
+        if k % 2:
+            grid = np.round(grid * 2) / 2
+        source = image if k < 4 else image.T[::-1]  # a view: strides of another layout
+        expected = ndimage.map_coordinates(source, grid, order=1, mode="nearest")
+        assert roi.bilinear(source, grid).dtype == np.float32
+        assert np.array_equal(roi.bilinear(source, grid), expected)
+    assert ((grid < 0) | (grid[0] >= cols)).any()  # some points beyond the edges were compared
+
+
+def test_contour_label_map_and_largest_components_equal_monai_bit_for_bit():
+    """The contour bundle's post-processing (label map, largest edge-connected component of each bone) is MONAI's
+    ``AsDiscreted(argmax=True)`` and ``KeepLargestConnectedComponentd(independent=True, connectivity=1)``: on noisy
+    logits with many components per label, on equal-sized components (MONAI's choice among ties) and on regions
+    that touch only at corners (separate at connectivity 1, one region at full connectivity)."""
+    import torch
+    from monai.transforms import AsDiscreted, Compose, KeepLargestConnectedComponentd
+    from scipy import ndimage
+
+    transforms = _bundle_module("metacarpal_contour", "transforms")
+
+    def ours(connectivity):
+        return Compose([transforms.LabelsFromLogitsd("pred"),
+                        transforms.KeepLargestComponentPerLabeld("pred", [1, 2, 3], connectivity=connectivity)])
+
+    def monai(connectivity):
+        return Compose([AsDiscreted("pred", argmax=True), KeepLargestConnectedComponentd(
+            "pred", applied_labels=[1, 2, 3], independent=True, connectivity=connectivity)])
+
+    rng = np.random.default_rng(4)
+    cases = [torch.from_numpy(ndimage.gaussian_filter(rng.normal(size=(4, 96, 80)), (0, s, s)).astype(np.float32))
+             for s in (0.7, 1.5, 3.0)]
+    ties = np.zeros((12, 12), int)
+    ties[1:3, 1:3] = ties[6:8, 6:8] = 2  # two 4-pixel regions of label 2
+    ties[9, 0] = ties[10, 1] = ties[11, 2] = 1  # a diagonal: three regions at connectivity 1, one at 2
+    ties[9, 4] = ties[9, 5] = 1
+    cases.append(torch.from_numpy(np.eye(4, dtype=np.float32)[ties].transpose(2, 0, 1).copy()))
+    for logits in cases:
+        for connectivity in (1, 2):
+            mine = ours(connectivity)({"pred": logits.clone()})["pred"]
+            assert torch.equal(torch.as_tensor(mine), torch.as_tensor(monai(connectivity)({"pred": logits.clone()})["pred"]))
+        assert len(np.unique(ndimage.label(np.asarray(logits.argmax(0) == 1))[0])) > 2 or logits is cases[-1]
+    one, full = (np.asarray(ours(c)({"pred": cases[-1].clone()})["pred"])[0] for c in (1, 2))
+    assert (one == 1).sum() == 2 and (full == 1).sum() == 3  # the pair at connectivity 1, the diagonal at full
+
+
+def test_contour_mask_equals_the_per_point_polygon():
+    """A contour's mask drawn from its flat coordinate list is the polygon drawn from (x, y) tuples, pixel for pixel."""
+    from PIL import Image, ImageDraw
+
+    geometry = _bundle_module("metacarpal_contour", "geometry")
+    rng = np.random.default_rng(9)
+    angles = np.linspace(0, 2 * np.pi, 400, endpoint=False)
+    for _ in range(40):
+        outline = np.stack([200 + rng.uniform(20, 80) * np.cos(angles) + rng.normal(0, 2, 400),
+                            250 + rng.uniform(50, 150) * np.sin(angles)], axis=1)
+        drawn = Image.new("L", (416, 512), 0)
+        ImageDraw.Draw(drawn).polygon([(float(x), float(y)) for x, y in outline], fill=1, outline=1)
+        assert np.array_equal(geometry.polygon_mask(outline, (512, 416)), np.asarray(drawn, dtype=bool))
+
+
+def test_contour_crops_in_one_resampling_equal_each_crop_alone(radiographs):
+    """The three bones' crops for the Curve-GCN, resampled in one call, are each crop resampled alone."""
+    from scipy import ndimage
+
+    geometry = _bundle_module("metacarpal_contour", "geometry")
+    image = np.asarray(radiographs[0], np.float32)
+    frames = [(40.5, 80.25, 90.0, 200.0), (-20.0, 300.0, 120.5, 260.0), (300.0, -10.0, 150.0, 140.0)]  # 2 cross edges
+    crops = geometry.cut_crops(image, frames, 48)
+    centres = (np.arange(48) + 0.5) / 48
+    for crop, (x0, y0, w, h) in zip(crops, frames):
+        yy, xx = np.meshgrid(y0 + centres * h - 0.5, x0 + centres * w - 0.5, indexing="ij")
+        assert np.array_equal(crop, ndimage.map_coordinates(image, [yy, xx], order=1, mode="nearest"))
+    assert crops.shape == (3, 48, 48) and crops.dtype == np.float32

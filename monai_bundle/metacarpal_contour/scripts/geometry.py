@@ -16,7 +16,8 @@ MARGIN = (1.35, 1.2)
 def polygon_mask(points_xy, shape) -> np.ndarray:
     """Boolean mask (rows, cols) inside a closed outline given in pixel (x, y)."""
     img = Image.new("L", (int(shape[1]), int(shape[0])), 0)
-    ImageDraw.Draw(img).polygon([(float(x), float(y)) for x, y in np.asarray(points_xy)], fill=1, outline=1)
+    flat = np.asarray(points_xy, dtype=float).reshape(-1).tolist()  # x0, y0, x1, ...: no tuple per point
+    ImageDraw.Draw(img).polygon(flat, fill=1, outline=1)
     return np.asarray(img, dtype=bool)
 
 
@@ -37,10 +38,14 @@ def crop_frame(box, margin=MARGIN) -> np.ndarray:
 
 def cut_crop(image: np.ndarray, frame, size: int) -> np.ndarray:
     """The crop (size, size) of ``image`` at ``frame``, bilinear, edges repeated."""
-    x0, y0, w, h = frame
+    return cut_crops(image, [frame], size)[0]
+
+
+def cut_crops(image: np.ndarray, frames, size: int) -> np.ndarray:
+    """The crops (n, size, size) of ``image`` at each of ``frames`` (as :func:`cut_crop`), in one resampling."""
     centres = (np.arange(size) + 0.5) / size
-    yy, xx = np.meshgrid(y0 + centres * h - 0.5, x0 + centres * w - 0.5, indexing="ij")
-    return ndimage.map_coordinates(image, [yy, xx], order=1, mode="nearest").astype(np.float32)
+    grids = [np.meshgrid(y0 + centres * h - 0.5, x0 + centres * w - 0.5, indexing="ij") for x0, y0, w, h in frames]
+    return ndimage.map_coordinates(image, np.stack(grids, axis=1), order=1, mode="nearest").astype(np.float32)
 
 
 def pixels_to_crop(points_xy, frame) -> np.ndarray:

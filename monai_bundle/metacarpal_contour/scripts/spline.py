@@ -51,7 +51,8 @@ def closed_catmull_rom(points: torch.Tensor, n: int, alpha: float = ALPHA) -> to
 
 
 def sample_closed_spline(control_points, n: int = 400) -> np.ndarray:
-    """numpy (K, 2) control points -> (n, 2) closed contour, for callers outside training."""
+    """numpy (..., K, 2) control points -> (..., n, 2) closed contours, for callers outside training (several
+    outlines in one call: each sample is computed as alone, in fewer torch operations)."""
     pts = torch.as_tensor(np.asarray(control_points, dtype=np.float64))
     with torch.no_grad():
         return closed_catmull_rom(pts, n).numpy()
