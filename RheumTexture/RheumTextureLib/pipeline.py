@@ -40,19 +40,21 @@ class HandScorer:
     def distal_third_frame(self, control_points, spacing_mm=None) -> dict:
         return self.ensemble.distal_third_frame(control_points, spacing_mm)
 
-    def analyse(self, pixels: np.ndarray, spacing_mm=None, metadata: dict | None = None) -> dict:
+    def analyse(self, pixels: np.ndarray, spacing_mm=None, metadata: dict | None = None, orientation=None) -> dict:
         """One radiograph of either hand, in any of four quarter turns: {"contours" (bone -> {"control_points"}
         in this image's pixels, as :meth:`contour` gives them), "scores", "orientation", "qc" (the image's reasons
         not to trust it, empty when ok; see ``quality.py``), "bone_qc" (bone -> its share of them)}.
 
         The contour model sees the image turned and mirrored into its convention; the contours
         come back in this image's pixels and the texture is cut from this image (the cut is the
-        same for a mirrored image and contour, see the bundle's ``scripts/roi.py``)."""
+        same for a mirrored image and contour, see the bundle's ``scripts/roi.py``). ``orientation``: the image's
+        ``orientation.detect`` when the caller found it already (``rheumtexture score`` does, beside the previous
+        image's networks)."""
         from .orientation import detect, points_from_convention, to_convention
         from .quality import reasons_per_bone
 
         pixels = np.asarray(pixels, dtype=np.float32)
-        orientation = detect(pixels, metadata)
+        orientation = detect(pixels, metadata) if orientation is None else orientation
         upright = np.ascontiguousarray(to_convention(pixels, orientation))
         # the quality control reuses the logits; the control points are all that is scored, edited and stored
         found, logits = self.contourer.predict_with_logits(upright, outlines=False)

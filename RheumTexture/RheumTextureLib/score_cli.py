@@ -1,7 +1,7 @@
 """``rheumtexture score``: texture scores of a batch of hand radiographs.
 
-Models are loaded once; images stream one at a time (memory flat in the batch size). A
-failing image is reported and skipped. Writes three tables: ``--out`` per patient (the
+Models are loaded once; images stream one at a time (memory flat in the batch size), the next one read and oriented
+beside this one's networks. A failing image is reported and skipped. Writes three tables: ``--out`` per patient (the
 columns ``rheumtexture analyze`` reads), ``<stem>_images.csv`` per image and
 ``<stem>_bones.csv`` per bone with each fold's probability and its ``qc``. ``in_training`` says whether the
 radiograph file (sha256) is one the bundle was trained on (``yes``/``no``; empty when the bundle
@@ -54,7 +54,7 @@ def score_images(images: list[Path], out: Path, *, bundle=None, cohort: Path | N
     """
     from tqdm import tqdm
 
-    from RheumImagingLib.imageio import read_image
+    from RheumImagingLib.prefetch import ahead
 
     from .pipeline import HandScorer
 
@@ -69,17 +69,22 @@ def score_images(images: list[Path], out: Path, *, bundle=None, cohort: Path | N
     training = scorer.training_images()
     bone_rows, image_rows, failures, hands = [], [], [], {}
     report = progress if callable(progress) else None
-    for done, path in enumerate(tqdm(images, desc="scoring", unit="image", disable=not progress or report is not None,
-                                     file=sys.stderr)):
+    # the next radiograph is read and oriented beside this one's networks (RheumImagingLib.prefetch)
+    prepare = _read_and_orient if scene_dir is None else lambda path: None
+    for done, (path, prepared, unreadable) in enumerate(tqdm(
+            ahead(prepare, images), total=len(images), desc="scoring", unit="image",
+            disable=not progress or report is not None, file=sys.stderr)):
         if report:
             report("scoring", done / len(images))
         try:
             user_mm = row_spacing(known.get(path.resolve(), {}), cohort) or pixel_spacing_mm
+            if unreadable is not None:
+                raise unreadable
             if scene_dir is None:
-                image = read_image(path)
+                image, orientation = prepared
                 meta = image.metadata
                 spacing, spacing_source = measuring_spacing(image, user_mm)
-                result = scorer.analyse(image.pixels, spacing, meta)
+                result = scorer.analyse(image.pixels, spacing, meta, orientation=orientation)
                 hand = HandResult.from_scores(result["scores"], threshold, result["qc"],
                                               result["orientation"].describe(), spacing_source, result["bone_qc"])
             else:
@@ -111,6 +116,16 @@ def score_images(images: list[Path], out: Path, *, bundle=None, cohort: Path | N
     for path, reason in failures:
         print(f"rheumtexture score: skipped {path}: {reason}", file=sys.stderr)
     return {"scored": len(image_rows), "failed": len(failures), "outputs": [p for p in outputs if p.exists()]}
+
+
+def _read_and_orient(path: Path):
+    """The radiograph and its orientation (:func:`HandScorer.analyse` would find the same)."""
+    from RheumImagingLib.imageio import read_image
+
+    from .orientation import detect
+
+    image = read_image(path)
+    return image, detect(image.pixels, image.metadata)
 
 
 def _in_training(path: Path, training: dict | None) -> str:

@@ -235,8 +235,9 @@ print(json.dumps({"imports_s": imported - start, "load_s": loaded - imported, "f
 
 def _first_score(data: dict, work: Path, log) -> dict:
     """Seconds from loading the bundles in a fresh process to the first hand's scores written, with an empty export
-    cache (the graphs the bundles stored must suffice); the fastest of 3 such processes. The imports of the libraries the pipeline uses (MONAI's
-    transforms, networks and bundle parser, ONNX Runtime, pydicom, SciPy) come before and are reported apart."""
+    cache (the graphs the bundles stored must suffice); the fastest of 3 such processes. The imports of the libraries
+    the pipeline uses (MONAI's transforms, networks and bundle parser, ONNX Runtime, pydicom, SciPy) come before and
+    are reported apart."""
     import json
     import os
     import subprocess

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -236,6 +237,35 @@ def test_score_rows_carry_qc(scorer, tmp_path):
     with open(tmp_path / "s" / "scores.csv") as f:
         (patient,) = list(csv.DictReader(f))
     assert patient["qc"] == "spacing unknown (assumed 0.15 mm)"
+
+
+def test_a_cohort_scores_as_its_images_one_at_a_time(scorer, tmp_path):
+    """``score`` reads and orients each radiograph beside the previous one's networks; every row is what the image
+    scored alone gives, and an unreadable file in the middle is skipped without moving the others."""
+    from RheumImagingDemo.hand_phantom import generate_cohort
+    from RheumImagingLib.annotations import measuring_spacing
+    from RheumImagingLib.imageio import read_image
+    from RheumTextureLib.score_cli import score_images
+
+    right = sorted((generate_cohort(tmp_path / "r", 1, seed=64).parent / "images").glob("*.dcm"))
+    left = sorted((generate_cohort(tmp_path / "l", 1, seed=65, laterality="left").parent / "images").glob("*.dcm"))
+    broken = tmp_path / "broken.dcm"
+    broken.write_text("not a radiograph")
+    images = [*right, broken, *left]
+    result = score_images(images, tmp_path / "s" / "scores.csv", scorer=scorer, progress=False)
+    assert result == {**result, "scored": len(images) - 1, "failed": 1}
+    with open(tmp_path / "s" / "scores_bones.csv") as f:
+        bones = {(Path(r["image"]).parent.parent.name, r["bone"]): r for r in csv.DictReader(f)}
+    with open(tmp_path / "s" / "scores_images.csv") as f:
+        orientations = {Path(r["image"]).parent.parent.name: r["orientation"] for r in csv.DictReader(f)}
+    for path in (*right, *left):
+        image = read_image(path)
+        alone = scorer.analyse(image.pixels, measuring_spacing(image, None)[0], image.metadata)
+        folder = path.parent.parent.name
+        assert orientations[folder].startswith(alone["orientation"].describe())
+        for bone, score in alone["scores"].items():
+            assert float(bones[(folder, bone)]["score"]) == pytest.approx(score["score"], abs=1e-6)
+    assert orientations["l"].startswith("left hand") and orientations["r"].startswith("right hand")
 
 
 def test_module_logic_puts_a_left_hands_curves_on_the_image_as_loaded(scene, scorer, tmp_path):

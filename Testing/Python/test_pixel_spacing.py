@@ -21,13 +21,13 @@ class _RecordingScorer:
     def training_images(self):
         return None
 
-    def analyse(self, pixels, spacing_mm, metadata):
+    def analyse(self, pixels, spacing_mm, metadata, orientation=None):
         from RheumTextureLib.logic import BONES, N_FOLDS
 
         self.spacings.append(spacing_mm)
-        orientation = type("Orientation", (), {"describe": lambda self: "as is"})()
+        as_is = type("Orientation", (), {"describe": lambda self: "as is"})()
         return {"scores": {b: {"score": 0.5, "fold_probabilities": [0.5] * N_FOLDS} for b in BONES},
-                "qc": [], "bone_qc": {b: [] for b in BONES}, "orientation": orientation}
+                "qc": [], "bone_qc": {b: [] for b in BONES}, "orientation": as_is}
 
 
 def _rows(path):

@@ -73,7 +73,7 @@ class FixedHandScorer:
 
     P = 0.4300004
 
-    def analyse(self, pixels, spacing_mm=None, metadata=None):
+    def analyse(self, pixels, spacing_mm=None, metadata=None, orientation=None):
         import types
 
         rows, cols = np.shape(pixels)

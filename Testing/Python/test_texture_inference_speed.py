@@ -216,7 +216,8 @@ def test_contour_label_map_and_largest_components_equal_monai_bit_for_bit():
     for logits in cases:
         for connectivity in (1, 2):
             mine = ours(connectivity)({"pred": logits.clone()})["pred"]
-            assert torch.equal(torch.as_tensor(mine), torch.as_tensor(monai(connectivity)({"pred": logits.clone()})["pred"]))
+            theirs = monai(connectivity)({"pred": logits.clone()})["pred"]
+            assert torch.equal(torch.as_tensor(mine), torch.as_tensor(theirs))
         assert len(np.unique(ndimage.label(np.asarray(logits.argmax(0) == 1))[0])) > 2 or logits is cases[-1]
     one, full = (np.asarray(ours(c)({"pred": cases[-1].clone()})["pred"])[0] for c in (1, 2))
     assert (one == 1).sum() == 2 and (full == 1).sum() == 3  # the pair at connectivity 1, the diagonal at full
