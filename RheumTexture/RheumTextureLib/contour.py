@@ -9,7 +9,6 @@ same input at training and at scoring.
 from __future__ import annotations
 
 import inspect
-
 import json
 import os
 import shutil

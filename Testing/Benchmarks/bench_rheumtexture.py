@@ -243,8 +243,6 @@ def _first_score(data: dict, work: Path, log) -> dict:
     import subprocess
     import sys
 
-    exported = []
-
     def run_once(k: int) -> dict:
         cache = work / f"fresh_cache{k}"
         result = subprocess.run([sys.executable, "-c", FIRST_SCORE, str(data["roots"]["paper"]),
@@ -252,11 +250,10 @@ def _first_score(data: dict, work: Path, log) -> dict:
                                 env={**os.environ, "RHEUM_IMAGING_CACHE": str(cache)}, capture_output=True, text=True)
         if result.returncode:
             raise RuntimeError(f"the fresh scoring process failed:\n{result.stderr[-3000:]}")
-        exported.append(cache.exists())
-        return json.loads(result.stdout.strip().splitlines()[-1])
+        return {**json.loads(result.stdout.strip().splitlines()[-1]), "exported_at_scoring": cache.exists()}
 
-    first = fastest_fresh_process(run_once)
-    first["exported_at_scoring"] = any(exported)
+    first, runs = fastest_fresh_process(run_once)
+    first["exported_at_scoring"] = any(r["exported_at_scoring"] for r in runs)
     log(f"fresh process: imports {first['imports_s']:.1f} s, then bundles loaded {first['load_s']:.2f} s, first "
         f"hand scored {first['first_score_s']:.2f} s (exported at scoring: {first['exported_at_scoring']})")
     return first

@@ -144,11 +144,9 @@ def first_score(data: dict, log) -> dict:
         out = Path(data["bundle"]).parent / f"first_score{k}.csv"
         run = subprocess.run([sys.executable, "-c", _FIRST_SCORE, str(data["bundle"]), site, str(image), str(out)],
                              capture_output=True, text=True, env=env, check=True)
-        runs.append(json.loads(run.stdout.strip().splitlines()[-1]))
-        return runs[-1]
+        return json.loads(run.stdout.strip().splitlines()[-1])
 
-    runs = []
-    result = fastest_fresh_process(run_once)
+    result, runs = fastest_fresh_process(run_once)
     result["exports_at_scoring"] = sum(r["exports_at_scoring"] for r in runs)
     log(f"fresh process: imports {result['imports_s']:.1f} s, first score {result['first_score_s']:.2f} s, "
         f"{result['exports_at_scoring']} ONNX exports")
