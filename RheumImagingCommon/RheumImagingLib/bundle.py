@@ -37,6 +37,8 @@ def default_bundle_root() -> Path:
 
 
 def _scripts_modules() -> list[str]:
+    if "scripts" not in sys.modules:  # a submodule is never imported without its package: no need to look (0.5 ms)
+        return []
     return [k for k in sys.modules if k == "scripts" or k.startswith("scripts.")]
 
 

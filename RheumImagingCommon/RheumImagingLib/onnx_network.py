@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from concurrent.futures import Future
 
 import numpy as np
@@ -18,16 +19,20 @@ class OnnxRuntimeNetwork(torch.nn.Module):
         super().__init__()
         self._session, self.input_shape, self.label = session, input_shape, label
         self._fallback, self.instead = fallback, None
+        self._resolving = threading.Lock()  # two threads may call it first at once (two images scored at once)
 
     def running(self) -> torch.nn.Module:
         """What runs the inputs: this session once created, or the fallback module when it could not be."""
         if isinstance(self._session, Future):
-            try:
-                self._session = self._session.result()
-            except Exception as exc:  # noqa: BLE001 (whatever ONNX Runtime raised: the fallback decides)
-                if self._fallback is None:
-                    raise
-                self._session, self.instead = None, self._fallback(exc)
+            with self._resolving:
+                if isinstance(self._session, Future):
+                    try:
+                        session = self._session.result()
+                    except Exception as exc:  # noqa: BLE001 (whatever ONNX Runtime raised: the fallback decides)
+                        if self._fallback is None:
+                            raise
+                        self.instead, session = self._fallback(exc), None
+                    self._session = session
         return self if self.instead is None else self.instead
 
     @property

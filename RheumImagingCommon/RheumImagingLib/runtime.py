@@ -221,14 +221,15 @@ def checkpoint_sha256(checkpoint, record: dict | None = None) -> str:
 
 
 def load(build, checkpoint, input_shape, *, label: str, runtime: str = "auto", device="cpu",
-         state_key: str | None = None):
+         state_key: str | None = None, threads: int | None = None):
     """``(module to call, checkpoint sha256)`` for the weights in ``checkpoint``.
 
     When ONNX Runtime runs them and the bundle stored their graph (:func:`store`), the graph is used as it is: the
     eager network is never built, and the session is created in the background while the caller goes on (parsing
     the next bundle, reading the first image; a fresh process's first score came 2-3x sooner). Else ``build()``
     makes the network, the weights are loaded into it safely (``weights_only=True``, ``state_key``: their entry in
-    a checkpoint dictionary) and :func:`prepare` decides.
+    a checkpoint dictionary) and :func:`prepare` decides. ``threads``: ONNX Runtime's intra-op threads (default:
+    its own choice, one per core).
     """
     from .bundle import load_checkpoint
 
@@ -241,7 +242,8 @@ def load(build, checkpoint, input_shape, *, label: str, runtime: str = "auto", d
     def built():
         network = build()
         found = load_checkpoint(network, checkpoint, key=state_key)
-        return prepare(network.to(device), input_shape, key=found, label=label, runtime=runtime, device=device), found
+        return prepare(network.to(device), input_shape, key=found, label=label, runtime=runtime, device=device,
+                       threads=threads), found
 
     ort = _onnxruntime() if runtime != "torch" and str(device) == "cpu" else None
     if ort is not None:
@@ -255,7 +257,7 @@ def load(build, checkpoint, input_shape, *, label: str, runtime: str = "auto", d
                 log.warning("ignoring unreadable ONNX model %s (%s)", graph, exc)
                 return built()[0]
 
-            session = _LOADER.submit(ort.InferenceSession, str(graph), _session_options(ort),
+            session = _LOADER.submit(ort.InferenceSession, str(graph), _session_options(ort, threads),
                                      providers=["CPUExecutionProvider"])
             return OnnxRuntimeNetwork(session, tuple(input_shape), label, fallback=unreadable), key
         if record:
@@ -268,14 +270,15 @@ def load(build, checkpoint, input_shape, *, label: str, runtime: str = "auto", d
 _LOADER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="onnxruntime-session")
 
 
-def prepare(network, input_shape, *, key: str, label: str, runtime: str = "auto", device="cpu"):
+def prepare(network, input_shape, *, key: str, label: str, runtime: str = "auto", device="cpu",
+            threads: int | None = None):
     """The module to call for ``network`` (weights loaded, eval mode).
 
     ``input_shape`` is one input without the batch dimension (the batch size may vary);
     ``key`` identifies the weights (a checkpoint sha256: exports are cached under it); ``label`` names the network
     in logs. A trained bundle's stored graphs are :func:`load`'s.
     ``runtime``: "auto" (ONNX Runtime if it can be used, else eager), "onnxruntime" (required)
-    or "torch" (eager).
+    or "torch" (eager); ``threads``: ONNX Runtime's intra-op threads (default: its own choice).
     """
     if runtime not in RUNTIMES:
         raise InputError(None, f"unknown runtime {runtime!r} (choose one of {', '.join(RUNTIMES)})")
@@ -289,7 +292,7 @@ def prepare(network, input_shape, *, key: str, label: str, runtime: str = "auto"
         from .onnx_network import OnnxRuntimeNetwork
 
         try:
-            session = _session(ort, network, tuple(input_shape), key)
+            session = _session(ort, network, tuple(input_shape), key, threads)
             return OnnxRuntimeNetwork(session, tuple(input_shape), label)
         except Exception as exc:  # an export the exporter cannot handle must not stop scoring
             reason = f"ONNX export failed ({exc.__class__.__name__}: {str(exc).splitlines()[0] if str(exc) else ''})"
@@ -299,8 +302,10 @@ def prepare(network, input_shape, *, key: str, label: str, runtime: str = "auto"
     return network
 
 
-def _session_options(ort):
+def _session_options(ort, threads: int | None = None):
     options = ort.SessionOptions()
+    if threads:
+        options.intra_op_num_threads = threads
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.log_severity_level = 3
     # Each session has its own thread pool; idle pools that spin (5 folds, 2 contour networks, torch's
@@ -310,12 +315,12 @@ def _session_options(ort):
     return options
 
 
-def _session(ort, network, input_shape: tuple, key: str):
+def _session(ort, network, input_shape: tuple, key: str, threads: int | None = None):
     """An ONNX Runtime session for ``network``: the cache's when this key was exported before, else a fresh export
     (cached)."""
     import torch
 
-    options, providers = _session_options(ort), ["CPUExecutionProvider"]
+    options, providers = _session_options(ort, threads), ["CPUExecutionProvider"]
     digest = hashlib.sha256(f"{key}|{type(network).__qualname__}|{input_shape}|{torch.__version__}|{OPSET}"
                             .encode()).hexdigest()[:32]
     path = cache_dir() / "onnx" / f"{digest}.onnx"

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import itertools
 from pathlib import Path
 
 from RheumImagingLib.annotations import measuring_spacing, spacing_option
 from RheumImagingLib.cohort_folder import resolve_score_inputs, row_spacing
 from RheumImagingLib.errors import InputError
+from RheumImagingLib.imageio import read_image
+from RheumImagingLib.prefetch import concurrently
 from RheumImagingLib.runtime import add_runtime_option
+from RheumImagingLib.threads import torch_threads
 
 from .patient import ROW_COLUMNS, SITES, analyse_image, patient_row
 from .scoring import DEFAULT_SYSTEM, load_system, reader_criteria
@@ -134,37 +139,51 @@ def score_studies(studies, out: Path, segmenter, system: dict, progress=True,
     ``pixel_spacing_mm`` (or the patient's cohort ``pixel_spacing_mm``) is used only for images without
     calibration; ``spacing_source`` says per patient which spacing the measurements used.
 
-    Images stream one at a time (memory flat in the cohort size); a failing image is skipped and noted.
-    ``progress``: True for a console bar, False for none, or a ``progress(stage, fraction)`` callable.
+    Images stream through (memory flat in the cohort size), ``segmenter.images_at_once`` at a time (one image's
+    reading and measures beside the other's network: ``RheumImagingLib.prefetch.concurrently``); a failing image is
+    skipped and noted. ``progress``: True for a console bar, False for none, or a ``progress(stage, fraction)``
+    callable.
     """
     from tqdm import tqdm
 
-    from RheumImagingLib.imageio import read_image
+    def entries(study) -> dict:
+        return study[3] if len(study) > 3 else {}
 
+    def measure(task):
+        study, site, path = task
+        image = read_image(path)
+        spacing, source = measuring_spacing(image, entries(study).get("pixel_spacing_mm") or pixel_spacing_mm)
+        return source, analyse_image(site, image.pixels, spacing, segmenter, system,
+                                     reader=entries(study).get("glands", {}).get(site), metadata=image.metadata)
+
+    width = min(getattr(segmenter, "images_at_once", 1), sum(len(study[2]) for study in studies))
+    images = concurrently(measure, ((study, site, path) for study in studies for site, path in study[2].items()),
+                          width)
     rows, failures = [], 0
     report = progress if callable(progress) else None
-    for done, (pid, label, paths, *rest) in enumerate(tqdm(studies, desc="scoring", unit="patient",
-                                                           disable=not progress or report is not None)):
-        if report:
-            report("scoring", done / len(studies))
-        results, notes = {}, []
-        entries = rest[0] if rest else {}
-        readers = entries.get("glands", {})
-        sources = {}
-        for site, path in paths.items():
-            try:
-                image = read_image(path)
-                spacing, sources[site] = measuring_spacing(image, entries.get("pixel_spacing_mm") or pixel_spacing_mm)
-                r = analyse_image(site, image.pixels, spacing, segmenter, system, reader=readers.get(site),
-                                  metadata=image.metadata)
-            except (InputError, ValueError, OSError) as e:
-                failures += 1
-                notes.append(f"{path}: skipped ({e})")
-                tqdm.write(f"skipped {path}: {e}")
-                continue
-            results[r.site] = r
-        rows.append(patient_row(pid, label, results, system, notes, thickness_mm=entries.get("thickness_mm"),
-                                spacing_sources=sources))
+    # Two images at once share torch's process-wide setting: their small torch operations run in one thread each.
+    together = contextlib.ExitStack()
+    if width > 1:
+        together.enter_context(torch_threads(1))
+        together.enter_context(segmenter.beside_other_images())
+    with together, contextlib.closing(images):
+        for done, study in enumerate(tqdm(studies, desc="scoring", unit="patient",
+                                          disable=not progress or report is not None)):
+            if report:
+                report("scoring", done / len(studies))
+            results, notes, sources = {}, [], {}
+            for (_, site, path), measured, error in itertools.islice(images, len(study[2])):
+                if isinstance(error, (InputError, ValueError, OSError)):
+                    failures += 1
+                    notes.append(f"{path}: skipped ({error})")
+                    tqdm.write(f"skipped {path}: {error}")
+                    continue
+                if error is not None:
+                    raise error
+                sources[site], r = measured
+                results[r.site] = r
+            rows.append(patient_row(*study[:2], results, system, notes,
+                                    thickness_mm=entries(study).get("thickness_mm"), spacing_sources=sources))
     if report:
         report("scoring", 1.0)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -1,7 +1,7 @@
 """The faster ultrasound scoring path computes what it replaced: the bundle's one-pass transforms give MONAI's
 outputs bit for bit on phantom images, the gland and quality measurements computed once per image give what their
-straightforward formulation gives, and a bundle trained by this version carries its ONNX graph, so scoring exports
-nothing."""
+straightforward formulation gives, a bundle trained by this version carries its ONNX graph, so scoring exports
+nothing, and a cohort scored two images at a time gets the table one image at a time gives."""
 
 from __future__ import annotations
 
@@ -222,3 +222,66 @@ def test_parenchyma_holes_filled_as_scipy_fills_them(phantoms):
     maps += [np.where(rng.random(tuple(rng.integers(1, 30, 2))) < rng.uniform(0.2, 0.9), 3, 0) for _ in range(100)]
     for labels in maps:
         assert np.array_equal(parenchyma_region(labels), ndimage.binary_fill_holes(np.isin(labels, (3, 4))))
+
+
+def test_two_images_at_once_write_the_table_one_at_a_time_writes(us_segmentation_trained, tmp_path, monkeypatch):
+    """With ONNX Runtime the cohort loop reads and measures one image beside the other's network, the network in
+    every core but one: the same table as one image at a time, an unreadable image skipped in its place, and torch's
+    threads as they were."""
+    import torch
+
+    from RheumImagingLib.prefetch import network_threads
+    from SjogrenUSLib.score_cli import score_studies, studies_from_inputs
+    from SjogrenUSLib.scoring import load_system
+    from SjogrenUSLib.segmentation import USSegmenter
+    from SjogrenUSLib.sjogrenus_cli import main
+
+    assert main(["phantom", str(tmp_path / "phantoms"), "--patients", "3", "--seed", "31"]) == 0
+    studies = studies_from_inputs([str(tmp_path / "phantoms" / "cohort.csv")])
+    broken = tmp_path / "broken.dcm"
+    broken.write_bytes(b"not a DICOM file")
+    pid, label, paths, *rest = studies[1]
+    studies[1] = (pid, label, {**paths, "parotid_right": broken}, *rest)
+    system = load_system("salaffi_0_4")
+    segmenter = USSegmenter(us_segmentation_trained, runtime="onnxruntime")
+    assert segmenter.images_at_once == 2
+    assert segmenter.network.session.get_session_options().intra_op_num_threads == network_threads()
+    threads = torch.get_num_threads()
+    assert score_studies(studies, tmp_path / "two.csv", segmenter, system, progress=False) == {"patients": 3,
+                                                                                               "failed": 1}
+    assert torch.get_num_threads() == threads
+    monkeypatch.setattr(USSegmenter, "images_at_once", 1)
+    score_studies(studies, tmp_path / "one.csv", segmenter, system, progress=False)
+    two = (tmp_path / "two.csv").read_text()
+    assert two == (tmp_path / "one.csv").read_text()
+    rows = two.splitlines()
+    assert "broken.dcm: skipped" in rows[2] and "skipped" not in rows[1] + rows[3]
+    assert USSegmenter(us_segmentation_trained, runtime="torch").images_at_once == 1  # its network has every core
+
+
+def test_an_image_alone_runs_its_windows_in_parts_with_the_same_labels(us_segmentation_trained, monkeypatch):
+    """With no other image beside it, the windows are split between the cores (on 2 cores: two calls of one thread
+    at once); beside another image's work, one call. The labels are the same either way."""
+    import SjogrenUSLib.segmentation as segmentation
+
+    segmenter = segmentation.USSegmenter(us_segmentation_trained, runtime="onnxruntime")
+    session, batches = segmenter.network.session, []
+
+    class Counting:
+        def run(self, outputs, feeds):
+            batches.append(len(feeds["input"]))
+            return session.run(outputs, feeds)
+
+    segmenter.network._session = Counting()
+    monkeypatch.setattr(segmentation, "cores", lambda: 2)
+    monkeypatch.setattr(segmentation, "network_threads", lambda: 1)
+    image = np.load(us_segmentation_trained / json.loads(
+        (us_segmentation_trained / "datalist.json").read_text())["validation"][0]["image"])
+    alone = segmenter.predict(image)
+    windows = sum(batches)
+    assert len(batches) == 2 and abs(batches[0] - batches[1]) <= 1 and windows > 2
+    batches.clear()
+    with segmenter.beside_other_images():
+        beside = segmenter.predict(image)
+    assert batches == [windows]
+    assert np.array_equal(alone, beside)
