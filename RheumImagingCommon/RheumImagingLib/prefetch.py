@@ -6,9 +6,10 @@ A scoring loop spends most of an image in ONNX Runtime, whose threads leave the 
   worker thread at the scheduler's idle priority uses that time for the next image's reading (and whatever else
   ``prepare`` does, such as the radiograph's orientation), so the loop finds it ready: 3-4 ms of a 110 ms hand on
   2 cores (docs/benchmarks.md), more where cores are spare. At idle priority it takes no time from the networks.
-- :func:`concurrently`: the ultrasound network ran only 1.2x faster on 2 threads than on 1, and its image's reading,
-  blending and measures took half as long as the network. Two images at a time, each network call in half the cores
-  (:func:`network_threads`), the two images' work interleaved: 17.4 against 27.6 ms an image on 2 cores
+- :func:`concurrently`: the ultrasound network gains little from a second thread in one call (ONNX Runtime 1.2x),
+  and its image's reading, blending and measures take over half as long as the network, much of it in Python. Two
+  images at a time, each network call in half the cores (:func:`network_threads`), the two images' work
+  interleaved: on 2 cores 16.6 against 27.6 ms an image with ONNX Runtime, 25.9 against 32.2 with eager PyTorch
   (docs/benchmarks.md).
 """
 

@@ -13,7 +13,6 @@ from RheumImagingLib.errors import InputError
 from RheumImagingLib.imageio import read_image
 from RheumImagingLib.prefetch import concurrently
 from RheumImagingLib.runtime import add_runtime_option
-from RheumImagingLib.threads import torch_threads
 
 from .patient import ROW_COLUMNS, SITES, analyse_image, patient_row
 from .scoring import DEFAULT_SYSTEM, load_system, reader_criteria
@@ -139,10 +138,10 @@ def score_studies(studies, out: Path, segmenter, system: dict, progress=True,
     ``pixel_spacing_mm`` (or the patient's cohort ``pixel_spacing_mm``) is used only for images without
     calibration; ``spacing_source`` says per patient which spacing the measurements used.
 
-    Images stream through (memory flat in the cohort size), ``segmenter.images_at_once`` at a time (one image's
-    reading and measures beside the other's network: ``RheumImagingLib.prefetch.concurrently``); a failing image is
-    skipped and noted. ``progress``: True for a console bar, False for none, or a ``progress(stage, fraction)``
-    callable.
+    Images stream through (memory flat in the cohort size), ``segmenter.images_at_once`` at a time, each read,
+    segmented and measured in its own thread (``RheumImagingLib.prefetch.concurrently``, inside the segmenter's
+    ``beside_other_images``); a failing image is skipped and noted. ``progress``: True for a console bar, False for
+    none, or a ``progress(stage, fraction)`` callable.
     """
     from tqdm import tqdm
 
@@ -161,11 +160,7 @@ def score_studies(studies, out: Path, segmenter, system: dict, progress=True,
                           width)
     rows, failures = [], 0
     report = progress if callable(progress) else None
-    # Two images at once share torch's process-wide setting: their small torch operations run in one thread each.
-    together = contextlib.ExitStack()
-    if width > 1:
-        together.enter_context(torch_threads(1))
-        together.enter_context(segmenter.beside_other_images())
+    together = segmenter.beside_other_images() if width > 1 else contextlib.nullcontext()
     with together, contextlib.closing(images):
         for done, study in enumerate(tqdm(studies, desc="scoring", unit="patient",
                                           disable=not progress or report is not None)):

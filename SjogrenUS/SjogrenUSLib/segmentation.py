@@ -41,11 +41,11 @@ IMAGE_COLUMNS = tuple(image_column(site) for site in SITES)
 class USSegmenter:
     """The trained network of a bundle folder, loaded once; ``predict`` labels one 2-D image.
 
-    With ONNX Runtime the network's session runs each call in half the cores (``prefetch.network_threads``), and two
-    calls run at once: inside :meth:`beside_other_images` those of two images (``score_cli.score_studies`` predicts
-    two images at once, torch's intra-op threads set to 1 for it, as they must be: torch's setting is
-    process-wide); outside it, the two halves of one image's windows (10.5 against 19.6 ms for 25 windows of 64 px on
-    2 cores; the same outputs to the bit, each window being computed alone)."""
+    Each network call runs in half the cores (``prefetch.network_threads``: ONNX Runtime's session threads, or torch's
+    inside :meth:`beside_other_images`), and two calls run at once: inside :meth:`beside_other_images` those of two
+    images (``score_cli.score_studies`` predicts two images at once); outside it, with ONNX Runtime, the two halves of
+    one image's windows (10.5 against 19.6 ms for 25 windows of 64 px on 2 cores; the same outputs to the bit, each
+    window being computed alone)."""
 
     def __init__(self, bundle_dir: str | Path = BUNDLE_DIR, device: str = "cpu", checkpoint: str | Path | None = None,
                  runtime: str = "auto"):
@@ -73,23 +73,24 @@ class USSegmenter:
         self._beside_others = False
         self._parts_pool = None  # threads for the network's calls in parts, made at the first such call
 
+    #: How many images a cohort loop predicts at once (``score_cli.score_studies``, inside
+    #: :meth:`beside_other_images`). Two for either runtime on 2 cores: ONNX Runtime 16.6 against 27.6 ms an image
+    #: (one at a time, its session in both cores), eager PyTorch 25.9 against 32.2 ms (docs/benchmarks.md).
+    images_at_once = 2
+
     @contextlib.contextmanager
     def beside_other_images(self):
-        """While another image is predicted beside this one (``score_cli.score_studies``, two images at once): each
-        image's windows in one network call, the other image's call the second at once."""
-        self._beside_others = True
-        try:
-            yield
-        finally:
-            self._beside_others = False
-
-    @property
-    def images_at_once(self) -> int:
-        """How many images a cohort loop should work on at once (``score_cli.score_studies``): 2 where the network
-        has threads of its own (ONNX Runtime) or runs on a GPU, so that one image's reading, blending and measures
-        run beside the other's network; 1 for eager PyTorch on CPU, whose network takes all of torch's threads (two
-        at a time, with one thread each, was no faster: 39.8 against 37.6 ms an image on 2 cores)."""
-        return 2 if self._onnxruntime or self.device.type != "cpu" else 1
+        """While another image is predicted beside this one (``score_cli.score_studies``): each image's windows in
+        one network call, the other image's call the second at once. torch's intra-op threads, a process-wide
+        setting, are fixed for the duration so that neither image changes them under the other: half the cores for
+        eager PyTorch on the CPU (``prefetch.network_threads``: each of the two calls runs in as many), else one
+        (ONNX Runtime's session has its own threads; torch then runs only the small work around the network)."""
+        with torch_threads(network_threads() if self.device.type == "cpu" and not self._onnxruntime else 1):
+            self._beside_others = True
+            try:
+                yield
+            finally:
+                self._beside_others = False
 
     @property
     def _onnxruntime(self) -> bool:
@@ -121,6 +122,7 @@ class USSegmenter:
 
         image = self.network_input(pixels)
         threads = torch.get_num_threads()
+        around = threads if self._beside_others else 1  # fixed while another image is predicted beside this one
 
         def network(windows):  # eager PyTorch in all of torch's threads; ONNX Runtime has its own
             with torch_threads(threads):
@@ -130,7 +132,7 @@ class USSegmenter:
         # otherwise waits for torch's other threads, which on a busy machine cost more than the operation (shared
         # 2-core machine, one 256 x 256 image: window inference 294 ms against 87 ms with the same ONNX Runtime
         # network inside, post-processing 59 ms against 13 ms).
-        with torch.no_grad(), torch_threads(1):  # a plain tensor: MetaTensor bookkeeping per window is of no use here
+        with torch.no_grad(), torch_threads(around):  # a plain tensor: no MetaTensor bookkeeping per window
             logits = self._inferer(image.as_tensor()[None].to(self.device), network)
             labels = np.asarray(self._post({"image": image, "pred": logits[0].cpu()})["pred"])  # (x, y) uint8
         return np.ascontiguousarray(labels.T)

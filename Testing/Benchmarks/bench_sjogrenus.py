@@ -4,9 +4,9 @@ training throughput, on phantom ultrasound studies (five images each).
 The segmentation bundle is trained for a few seconds on the phantoms (the measurements need
 plausible masks to run their full path); inference uses the trained bundle's config (its 64 px
 training patches are also its sliding windows: 25 per 256 x 256 image, all in one network call). The
-cohort loop works on two images at once with ONNX Runtime (`score_cli.score_studies`: each network
-call in half the cores, the two images' calls and work interleaved), so their bare forwards are
-replayed two at a time too; eager PyTorch works on one image at a time with all of torch's threads.
+cohort loop works on two images at once (`score_cli.score_studies`: each network call in half the
+cores, the two images' calls and work interleaved), with ONNX Runtime and with eager PyTorch alike,
+so the bare forwards are replayed two at a time too.
 A user's correction re-measures without any network, so the interactive figure of `rheumtexture` has
 no counterpart here.
 """

@@ -225,9 +225,9 @@ def test_parenchyma_holes_filled_as_scipy_fills_them(phantoms):
 
 
 def test_two_images_at_once_write_the_table_one_at_a_time_writes(us_segmentation_trained, tmp_path, monkeypatch):
-    """With ONNX Runtime the cohort loop reads and measures one image beside the other's network, the network in
-    every core but one: the same table as one image at a time, an unreadable image skipped in its place, and torch's
-    threads as they were."""
+    """The cohort loop reads, segments and measures two images at once, each network call in half the cores: the
+    same table as one image at a time, with ONNX Runtime and with eager PyTorch, an unreadable image skipped in its
+    place, and torch's threads as they were."""
     import torch
 
     from RheumImagingLib.prefetch import network_threads
@@ -243,26 +243,30 @@ def test_two_images_at_once_write_the_table_one_at_a_time_writes(us_segmentation
     pid, label, paths, *rest = studies[1]
     studies[1] = (pid, label, {**paths, "parotid_right": broken}, *rest)
     system = load_system("salaffi_0_4")
-    segmenter = USSegmenter(us_segmentation_trained, runtime="onnxruntime")
-    assert segmenter.images_at_once == 2
-    assert segmenter.network.session.get_session_options().intra_op_num_threads == network_threads()
     threads = torch.get_num_threads()
-    assert score_studies(studies, tmp_path / "two.csv", segmenter, system, progress=False) == {"patients": 3,
-                                                                                               "failed": 1}
-    assert torch.get_num_threads() == threads
-    monkeypatch.setattr(USSegmenter, "images_at_once", 1)
-    score_studies(studies, tmp_path / "one.csv", segmenter, system, progress=False)
-    two = (tmp_path / "two.csv").read_text()
-    assert two == (tmp_path / "one.csv").read_text()
-    rows = two.splitlines()
+    tables = {}
+    for runtime in ("onnxruntime", "torch"):
+        segmenter = USSegmenter(us_segmentation_trained, runtime=runtime)
+        assert segmenter.provenance()["runtime"].startswith(runtime)
+        with segmenter.beside_other_images():  # fixed while two images are predicted: ONNX Runtime has its own
+            assert torch.get_num_threads() == (1 if runtime == "onnxruntime" else network_threads())
+        for images_at_once in (2, 1):
+            monkeypatch.setattr(USSegmenter, "images_at_once", images_at_once)
+            out = tmp_path / f"{runtime}{images_at_once}.csv"
+            assert score_studies(studies, out, segmenter, system, progress=False) == {"patients": 3, "failed": 1}
+            assert torch.get_num_threads() == threads
+            tables[runtime, images_at_once] = out.read_text()
+    session = USSegmenter(us_segmentation_trained, runtime="onnxruntime").network.session
+    assert session.get_session_options().intra_op_num_threads == network_threads()
+    assert tables["onnxruntime", 2] == tables["onnxruntime", 1] and tables["torch", 2] == tables["torch", 1]
+    rows = tables["onnxruntime", 2].splitlines()
     assert "broken.dcm: skipped" in rows[2] and "skipped" not in rows[1] + rows[3]
-    assert USSegmenter(us_segmentation_trained, runtime="torch").images_at_once == 1  # its network has every core
 
 
 def test_an_image_alone_runs_its_windows_in_parts_with_the_same_labels(us_segmentation_trained, monkeypatch):
     """With no other image beside it, the windows are split between the cores (on 2 cores: two calls of one thread
     at once); beside another image's work, one call. The labels are the same either way."""
-    import SjogrenUSLib.segmentation as segmentation
+    from SjogrenUSLib import segmentation
 
     segmenter = segmentation.USSegmenter(us_segmentation_trained, runtime="onnxruntime")
     session, batches = segmenter.network.session, []
