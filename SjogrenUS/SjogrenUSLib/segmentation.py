@@ -124,7 +124,7 @@ class USSegmenter:
         threads = torch.get_num_threads()
         around = threads if self._beside_others else 1  # fixed while another image is predicted beside this one
 
-        def network(windows):  # eager PyTorch in all of torch's threads; ONNX Runtime has its own
+        def network(windows):  # eager PyTorch in torch's threads as the caller set them; ONNX Runtime has its own
             with torch_threads(threads):
                 return self._forward(windows)
 

@@ -63,15 +63,17 @@ _CALLS = itertools.count()  # one numbering for every recorder: the order the ru
 
 class Recorder(torch.nn.Module):
     """Wraps a network and keeps each input it was called with, and when, to time the bare forwards of the same
-    work."""
+    work. Two threads may call it at once (the ultrasound loop's two images): each input keeps its own number."""
 
     def __init__(self, inner):
         super().__init__()
         self.inner, self.inputs, self.calls = inner, [], []
+        self._recording = threading.Lock()
 
     def forward(self, x):
-        self.inputs.append(x.detach().clone())
-        self.calls.append(next(_CALLS))
+        with self._recording:
+            self.inputs.append(x.detach().clone())
+            self.calls.append(next(_CALLS))
         return self.inner(x)
 
 
