@@ -90,7 +90,11 @@ def convex_hull_pixels(mask) -> int:
     # last pixels span the hull of the whole row.
     r, c = np.concatenate([rows, rows]) * 2, np.concatenate([first, last]) * 2
     points = np.concatenate([np.stack([r + dr, c + dc], axis=1) for dr, dc in ((-1, 0), (1, 0), (0, -1), (0, 1))])
-    points = np.unique(points, axis=0)
+    # Unique points in numpy's row order from one integer key each (np.unique(axis=0) sorts rows as records,
+    # 0.6 ms of a gland image); coordinates are shifted by one so that the key's parts are non-negative.
+    width = 2 * mask.shape[1] + 3
+    key = np.unique((points[:, 0] + 1) * width + points[:, 1] + 1)
+    points = np.stack([key // width - 1, key % width - 1], axis=1)
     corners = points[ConvexHull(points).vertices].astype(np.int64)  # exact: qhull returns input points
     start, step = corners, np.roll(corners, -1, axis=0) - corners
     # Inside or on the boundary of the convex polygon: the same side of every edge (sign of the cross product).

@@ -34,8 +34,10 @@ def test_contour_percentile_scaling_equals_monai_bit_for_bit(radiographs):
 
     ours = _bundle_module("metacarpal_contour", "transforms").ScaleIntensityRangePercentilesd
     args = {"keys": "image", "lower": 0.5, "upper": 99.5, "b_min": 0.0, "b_max": 1.0, "clip": True}
-    large = np.random.default_rng(3).gamma(2.0, 30.0, (1100, 1000))  # > 10^6 pixels: MONAI's numpy branch
-    for pixels in radiographs + [large]:
+    rng = np.random.default_rng(3)
+    large = rng.gamma(2.0, 30.0, (1100, 1000))  # > 10^6 pixels: MONAI's numpy branch
+    fractional = radiographs[0] + rng.uniform(0, 1, radiographs[0].shape)  # from a partial sort
+    for pixels in radiographs + [fractional, large]:  # the phantoms' integer grey levels from a histogram
         image = torch.from_numpy(np.asarray(pixels, np.float32)[None].copy())  # as MetacarpalContourer passes it
         mine = ours(**args)({"image": image.clone()})["image"]
         monai = ScaleIntensityRangePercentilesd(**args)({"image": image.clone()})["image"]

@@ -53,8 +53,12 @@ def test_percentile_scaling_equals_monai_bit_for_bit(transforms, phantoms):
     from monai.transforms import ScaleIntensityRangePercentilesd
 
     args = {"keys": "image", "lower": 0.5, "upper": 99.5, "b_min": 0.0, "b_max": 1.0, "clip": True}
-    large = np.random.default_rng(3).gamma(2.0, 30.0, (1100, 1000))  # > 10^6 pixels: MONAI's numpy branch
-    for pixels in [px for px, _, _ in phantoms] + [large]:
+    rng = np.random.default_rng(3)
+    large = rng.gamma(2.0, 30.0, (1100, 1000))  # > 10^6 pixels: MONAI's numpy branch
+    eight_bit = [px for px, _, _ in phantoms]  # counted from a histogram
+    fractional = eight_bit[2] + rng.uniform(0, 1, eight_bit[2].shape)  # from a partial sort
+    signed_12_bit = np.round(rng.normal(900.0, 700.0, (200, 300))).clip(-1024, 3071)  # a histogram from -1024
+    for pixels in eight_bit + [fractional, signed_12_bit, large]:
         image = MetaTensor(torch.from_numpy(np.asarray(pixels, np.float32)[None].copy()),
                            meta={"filename_or_obj": "x.dcm"})
         ours = transforms.ScaleIntensityRangePercentilesd(**args)({"image": image.clone()})["image"]

@@ -7,11 +7,11 @@ Three are MONAI's own transforms computed faster on CPU, with the same outputs (
 faster over the channel dimension on CPU with torch 2.13 (1.6 ms against 13 ms for 4 x 256 x 256 logits), which
 was an eighth of scoring one ultrasound image.
 
-``ScaleIntensityRangePercentilesd``: MONAI's (``relative=False``, ``channel_wise=False``), both percentiles from
-one partial sort (``np.partition``) instead of two ``torch.quantile`` full sorts, interpolated as ``torch.quantile``
-does (float32; above 10^6 pixels MONAI itself uses ``np.percentile``, and so does this), and the scaling in numpy
-(the same float32 operations); 8 ms of each 256 x 256 image on an idle 2-core CPU, far more on a busy one, where
-each multithreaded torch operation waits for its second thread.
+``ScaleIntensityRangePercentilesd``: MONAI's (``relative=False``, ``channel_wise=False``), both percentiles from one
+partial sort (``np.partition``; for integer pixels a histogram) instead of two ``torch.quantile`` full sorts,
+interpolated as ``torch.quantile`` does (float32; above 10^6 pixels MONAI itself uses ``np.percentile``, and so does
+this), and the scaling in numpy (the same float32 operations); 8 ms of each 256 x 256 image on an idle 2-core CPU,
+far more on a busy one, where each multithreaded torch operation waits for its second thread.
 
 ``KeepLargestComponentPerLabeld``: ``KeepLargestConnectedComponentd(independent=True)`` on a label map, with one
 labelling pass for all labels (``skimage.measure.label`` separates touching regions of different values) instead of
@@ -57,9 +57,19 @@ def percentiles(values: np.ndarray, q) -> np.ndarray:
         return np.percentile(values, q).astype(np.float32)
     ranks = torch.as_tensor(np.asarray(q) / 100.0, dtype=torch.float32) * (values.size - 1)  # as torch.quantile
     below, above = ranks.long(), ranks.ceil().long()
-    ordered = np.partition(values, np.unique(np.concatenate([below.numpy(), above.numpy()])))
-    low, high = torch.from_numpy(ordered[below.numpy()]), torch.from_numpy(ordered[above.numpy()])
+    low, high = torch.from_numpy(order_statistics(values, np.concatenate([below.numpy(), above.numpy()]))).chunk(2)
     return torch.lerp(low, high, ranks - below).numpy()
+
+
+def order_statistics(values: np.ndarray, ranks: np.ndarray) -> np.ndarray:
+    """The ``ranks``-th smallest (from 0) of the finite float32 ``values``: counted from a histogram when they are
+    integers of a range under 2^16 (8- and 16-bit images; 0.1 against 0.6 ms for 256 x 256 pixels), else found by
+    one partial sort."""
+    low, high = values.min(), values.max()
+    if -(2.0**24) < low and high < 2.0**24 and high - low < 2**16 and np.array_equal(values, np.rint(values)):
+        below_or_at = np.cumsum(np.bincount((values - low).astype(np.int64)))  # how many values are <= low + k
+        return (low + np.searchsorted(below_or_at, ranks, side="right")).astype(np.float32)
+    return np.partition(values, np.unique(ranks))[ranks]
 
 
 class ScaleIntensityRangePercentilesd(MapTransform):
