@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from bench_tools import (Figure, Recorder, bare_forwards, fastest_fresh_process, interleaved, memory_and_scaling,
-                         scaling_series, seconds, training_figure)
+                         peak_gflops, scaling_series, seconds, training_figure)
 
 from RheumImagingLib.bundle import default_bundle_root
 from RheumTextureLib.pipeline import HandScorer
@@ -186,14 +186,9 @@ def _candidates(texture_recorders, eager) -> dict:
                 "onnxruntime_stored": round(eager_time / timed([r.inner for r in texture_recorders]), 2)}
 
 
-# fp32 peak of one core: one 16-lane AVX-512 FMA (32 FLOP) per cycle at about 3 GHz (about 190 GFLOP/s for 2 cores)
-PEAK_GFLOPS_PER_CORE = 96
-
-
 def _flop_figure(texture_recorders, texture_seconds: float, hands: int, config: dict) -> Figure:
     """The texture forwards' rate in FLOP (counted by torch on an eager DeepTEN of the bundle's shape) as a fraction
     of the CPU's fp32 peak: how near the machine's limit the radiograph path runs (an int8 graph may pass 1)."""
-    import os
     import sys
 
     from torch.utils.flop_counter import FlopCounterMode
@@ -209,7 +204,7 @@ def _flop_figure(texture_recorders, texture_seconds: float, hands: int, config: 
         DeepTEN(in_channels=1, D=128, K=32).eval()(x)
     patches = sum(len(x) for recorder in texture_recorders for x in recorder.inputs)
     gflops = counter.get_total_flops() * patches / texture_seconds / 1e9
-    peak = PEAK_GFLOPS_PER_CORE * (os.cpu_count() or 1)
+    peak = peak_gflops()
     return Figure(MODULE, "texture forwards: FLOP rate / fp32 peak of the CPU", gflops / peak, "info", 0, unit="",
                   detail={**config, "gflop_per_patch": counter.get_total_flops() / 1e9, "gflop_per_s": gflops,
                           "peak_gflop_per_s": peak, "patch_forwards_per_hand": patches / hands,

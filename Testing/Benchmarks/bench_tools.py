@@ -99,6 +99,44 @@ def bare_forwards(recorders, at_once: int = 1) -> float:
     return time.perf_counter() - start
 
 
+#: fp32 peak of one core: one 16-lane AVX-512 FMA (32 FLOP) per cycle at about 3 GHz (about 190 GFLOP/s for 2 cores)
+PEAK_GFLOPS_PER_CORE = 96
+
+
+def peak_gflops() -> float:
+    """The CPU's fp32 peak over all its cores (``PEAK_GFLOPS_PER_CORE`` each)."""
+    return PEAK_GFLOPS_PER_CORE * (os.cpu_count() or 1)
+
+
+@contextlib.contextmanager
+def time_in_calls(targets):
+    """Adds up the seconds spent inside each ``(module, name)`` function while the block runs (a call made from
+    inside another timed one counts once, in the outer); yields {name: seconds}, filled as calls return. For one
+    thread: a call waiting for the interpreter lock held by another thread would count that wait."""
+    spent, inside = {}, [False]
+    originals = [(module, name, getattr(module, name)) for module, name in targets]
+
+    def timed(name, function):
+        def call(*args, **kwargs):
+            if inside[0]:
+                return function(*args, **kwargs)
+            inside[0], start = True, time.perf_counter()
+            try:
+                return function(*args, **kwargs)
+            finally:
+                spent[name] = spent.get(name, 0.0) + time.perf_counter() - start
+                inside[0] = False
+        return call
+
+    for module, name, function in originals:
+        setattr(module, name, timed(f"{getattr(module, '__name__', module)}.{name}", function))
+    try:
+        yield spent
+    finally:
+        for module, name, function in originals:
+            setattr(module, name, function)
+
+
 def fastest_fresh_process(run_once, repeats: int = 3) -> tuple[dict, list[dict]]:
     """The result of ``run_once(k)`` (one fresh process's figures, k = 0, 1, ...) with the shortest "first_score_s",
     with every run's in "first_score_s_each", and all the runs: one process is one sample of a shared machine's
